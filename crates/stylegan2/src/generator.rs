@@ -1,0 +1,284 @@
+//! The rosinality StyleGAN2 generator with HyperStyle's per-layer weight offsets (REFERENCE §3).
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+use crate::config::GeneratorConfig;
+use crate::error::{Error, Result};
+use crate::mapping::MappingNetwork;
+use crate::noise::Noise;
+use crate::styled_conv::{StyledConv, ToRgb};
+use crate::weights::{WeightStore, Weights};
+
+/// Per-sample multiplicative weight offsets, one entry per modulated layer in the order of
+/// [`GeneratorConfig::layers`] (26 at 1024): `None` leaves a layer as is, a tensor
+/// `[batch or 1, out, in, k, k]` makes that layer use `W·(1 + Δ)` before modulation.
+pub type WeightOffsets<B> = [Option<Tensor<B, 5>>];
+
+/// Key prefixes under which converted checkpoints keep a generator, tried in this order by
+/// [`Generator::from_file`]: a HyperStyle / pSp checkpoint's decoder, a rosinality file's
+/// `g_ema`, then the same without the converter's nesting, then bare keys.
+pub const GENERATOR_PREFIXES: [&str; 4] = ["state_dict/decoder.", "g_ema/", "decoder.", ""];
+
+/// StyleGAN2 generator: mapping network + synthesis network.
+#[derive(Module, Debug)]
+pub struct Generator<B: Backend> {
+    mapping: MappingNetwork<B>,
+    /// `input.input`: the learned 4×4 constant `[1, c4, 4, 4]`.
+    constant: Param<Tensor<B, 4>>,
+    conv1: StyledConv<B>,
+    to_rgb1: ToRgb<B>,
+    convs: Vec<StyledConv<B>>,
+    to_rgbs: Vec<ToRgb<B>>,
+    /// `noises.noise_i`: the stored noise images `[1, 1, R_i, R_i]`.
+    noises: Vec<Param<Tensor<B, 4>>>,
+    #[module(skip)]
+    config: GeneratorConfig,
+}
+
+/// Options of [`Generator::generate`], rosinality's `Generator.forward` arguments.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions<B: Backend> {
+    /// The styles are already w (skip the mapping network).
+    pub input_is_latent: bool,
+    /// Truncation ψ and the latent to truncate towards (`w ← t + ψ·(w − t)`), applied when ψ < 1.
+    pub truncation: Option<(f32, Tensor<B, 2>)>,
+    /// With two styles: number of leading W+ rows taken from the first one.
+    pub inject_index: Option<usize>,
+    /// Noise source.
+    pub noise: Noise<B>,
+}
+
+impl<B: Backend> Default for GenerateOptions<B> {
+    fn default() -> Self {
+        Self {
+            input_is_latent: false,
+            truncation: None,
+            inject_index: None,
+            noise: Noise::Stored,
+        }
+    }
+}
+
+impl<B: Backend> Generator<B> {
+    /// Builds the generator from `weights` (keys relative to the view: `style.1.weight`,
+    /// `conv1.conv.weight`, …). Every shape is checked, missing keys and keys the generator does
+    /// not have are errors.
+    pub fn load(weights: &Weights, config: &GeneratorConfig, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        let dim = config.style_dim;
+        let taps = config.blur_kernel.as_slice();
+        let c4 = config.channels(4);
+        let mut convs = Vec::new();
+        let mut to_rgbs = Vec::new();
+        for block in 0..config.log_size() - 2 {
+            let res = 8 << block;
+            let (cin, cout) = (config.channels(res / 2), config.channels(res));
+            convs.push(StyledConv::load(
+                &weights.pp(format!("convs.{}", 2 * block)),
+                cin,
+                cout,
+                dim,
+                Some(taps),
+                device,
+            )?);
+            convs.push(StyledConv::load(
+                &weights.pp(format!("convs.{}", 2 * block + 1)),
+                cout,
+                cout,
+                dim,
+                None,
+                device,
+            )?);
+            to_rgbs.push(ToRgb::load(
+                &weights.pp(format!("to_rgbs.{block}")),
+                cout,
+                dim,
+                Some(taps),
+                device,
+            )?);
+        }
+        let noise_weights = weights.pp("noises");
+        let noises = (0..config.num_noise())
+            .map(|i| {
+                let r = config.noise_size(i);
+                noise_weights
+                    .tensor(&format!("noise_{i}"), [1, 1, r, r], device)
+                    .map(Param::from_tensor)
+            })
+            .collect::<Result<_>>()?;
+        let generator = Self {
+            mapping: MappingNetwork::load(weights, dim, config.n_mlp, config.lr_mlp, device)?,
+            constant: Param::from_tensor(weights.pp("input").tensor("input", [1, c4, 4, 4], device)?),
+            conv1: StyledConv::load(&weights.pp("conv1"), c4, c4, dim, None, device)?,
+            to_rgb1: ToRgb::load(&weights.pp("to_rgb1"), c4, dim, None, device)?,
+            convs,
+            to_rgbs,
+            noises,
+            config: config.clone(),
+        };
+        weights.check_all_used()?;
+        Ok(generator)
+    }
+
+    /// Loads a generator from a safetensors file, finding it under the first of
+    /// [`GENERATOR_PREFIXES`] that holds `conv1.conv.weight`.
+    pub fn from_file(path: impl AsRef<Path>, config: &GeneratorConfig, device: &B::Device) -> Result<Self> {
+        let store = WeightStore::open(path)?;
+        let prefix = GENERATOR_PREFIXES
+            .iter()
+            .find(|p| store.contains(&format!("{p}conv1.conv.weight")))
+            .ok_or_else(|| Error::MissingKey {
+                key: "conv1.conv.weight (under any generator prefix)".into(),
+            })?;
+        Self::load(&store.scope(prefix), config, device)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.config
+    }
+
+    /// Mapping network: z `[batch, 512]` → w `[batch, 512]`.
+    pub fn map(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.mapping.forward(z)
+    }
+
+    /// Mean of `n` mapped standard-normal z: `[1, 512]` (rosinality `mean_latent`).
+    pub fn mean_latent(&self, n: usize, device: &B::Device) -> Tensor<B, 2> {
+        let z = Tensor::random([n, self.config.style_dim], Distribution::Normal(0.0, 1.0), device);
+        self.map(z).mean_dim(0)
+    }
+
+    /// One w per sample repeated over all W+ rows: `[batch, 512]` → `[batch, n_latent, 512]`.
+    pub fn broadcast_latent(&self, w: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [batch, dim] = w.dims();
+        w.reshape([batch, 1, dim]).repeat_dim(1, self.config.n_latent())
+    }
+
+    /// rosinality's `Generator.forward`: one style, or two for style mixing, each `[batch, 512]`
+    /// (z, or w with `input_is_latent`), with optional truncation; returns the image.
+    pub fn generate(
+        &self,
+        styles: &[Tensor<B, 2>],
+        options: &GenerateOptions<B>,
+        offsets: Option<&WeightOffsets<B>>,
+    ) -> Result<Tensor<B, 4>> {
+        if styles.is_empty() || styles.len() > 2 {
+            return Err(Error::InvalidInput(format!(
+                "expected 1 or 2 styles, got {}",
+                styles.len()
+            )));
+        }
+        let ws: Vec<Tensor<B, 2>> = styles
+            .iter()
+            .map(|s| {
+                let w = if options.input_is_latent {
+                    s.clone()
+                } else {
+                    self.map(s.clone())
+                };
+                match &options.truncation {
+                    Some((psi, target)) if *psi < 1.0 => target.clone() + (w - target.clone()).mul_scalar(*psi),
+                    _ => w,
+                }
+            })
+            .collect();
+        let latents = match ws.as_slice() {
+            [w] => self.broadcast_latent(w.clone()),
+            [w1, w2] => {
+                let n = self.config.n_latent();
+                let inject = options.inject_index.unwrap_or(n / 2);
+                if inject == 0 || inject >= n {
+                    return Err(Error::InvalidInput(format!(
+                        "inject_index must be in 1..{n}, got {inject}"
+                    )));
+                }
+                let (a, b) = (self.broadcast_latent(w1.clone()), self.broadcast_latent(w2.clone()));
+                Tensor::cat(vec![a.narrow(1, 0, inject), b.narrow(1, inject, n - inject)], 1)
+            }
+            _ => unreachable!("checked above"),
+        };
+        self.synthesis(latents, &options.noise, offsets)
+    }
+
+    /// The synthesis network on W+ codes: latents `[batch, n_latent, 512]` → image
+    /// `[batch, 3, size, size]`, raw (nominally in [−1, 1], not clamped).
+    pub fn synthesis(
+        &self,
+        latents: Tensor<B, 3>,
+        noise: &Noise<B>,
+        offsets: Option<&WeightOffsets<B>>,
+    ) -> Result<Tensor<B, 4>> {
+        let [batch, rows, dim] = latents.dims();
+        let config = &self.config;
+        if rows != config.n_latent() || dim != config.style_dim {
+            return Err(Error::InvalidInput(format!(
+                "latents must be [batch, {}, {}], got [{batch}, {rows}, {dim}]",
+                config.n_latent(),
+                config.style_dim
+            )));
+        }
+        let n_layers = config.num_weight_layers();
+        if let Some(offsets) = offsets {
+            if offsets.len() != n_layers {
+                return Err(Error::InvalidInput(format!(
+                    "expected {n_layers} weight offsets (one per layer), got {}",
+                    offsets.len()
+                )));
+            }
+        }
+        let noises = self.noise_images(noise, batch)?;
+        let row = |i: usize| latents.clone().narrow(1, i, 1).reshape([batch, dim]);
+        let offset = |j: usize| offsets.and_then(|o| o[j].clone());
+
+        let mut h = self.constant.val().repeat_dim(0, batch);
+        h = self.conv1.forward(h, row(0), noises[0].clone(), offset(0))?;
+        let mut skip = self.to_rgb1.forward(h.clone(), row(1), None, offset(1))?;
+        for (k, to_rgb) in self.to_rgbs.iter().enumerate() {
+            let (i, t) = (2 * k + 1, 2 + 3 * k);
+            h = self.convs[2 * k].forward(h, row(i), noises[2 * k + 1].clone(), offset(t))?;
+            h = self.convs[2 * k + 1].forward(h, row(i + 1), noises[2 * k + 2].clone(), offset(t + 1))?;
+            skip = to_rgb.forward(h.clone(), row(i + 2), Some(skip), offset(t + 2))?;
+        }
+        Ok(skip)
+    }
+
+    fn noise_images(&self, noise: &Noise<B>, batch: usize) -> Result<Vec<Tensor<B, 4>>> {
+        match noise {
+            Noise::Stored => Ok(self.noises.iter().map(|n| n.val()).collect()),
+            Noise::Random => {
+                let device = self.constant.device();
+                Ok((0..self.config.num_noise())
+                    .map(|i| {
+                        let r = self.config.noise_size(i);
+                        Tensor::random([batch, 1, r, r], Distribution::Normal(0.0, 1.0), &device)
+                    })
+                    .collect())
+            }
+            Noise::Given(images) => {
+                if images.len() != self.config.num_noise() {
+                    return Err(Error::InvalidInput(format!(
+                        "expected {} noise images, got {}",
+                        self.config.num_noise(),
+                        images.len()
+                    )));
+                }
+                for (i, image) in images.iter().enumerate() {
+                    let r = self.config.noise_size(i);
+                    let [b, c, h, w] = image.dims();
+                    if (b != 1 && b != batch) || c != 1 || h != r || w != r {
+                        return Err(Error::InvalidInput(format!(
+                            "noise {i} must be [batch or 1, 1, {r}, {r}], got {:?}",
+                            image.dims()
+                        )));
+                    }
+                }
+                Ok(images.clone())
+            }
+        }
+    }
+}

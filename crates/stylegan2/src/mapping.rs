@@ -1,0 +1,45 @@
+//! The mapping network z → w: PixelNorm then equalized linear layers with lr multiplier and
+//! fused leaky ReLU (REFERENCE §2.3, §3.2).
+
+use burn::prelude::*;
+
+use crate::equal_linear::EqualLinear;
+use crate::error::Result;
+use crate::weights::Weights;
+
+/// `x · rsqrt(mean(x², dim 1) + 1e-8)`.
+pub fn pixel_norm<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().powi_scalar(2).mean_dim(1).add_scalar(1e-8).sqrt().recip();
+    x * norm
+}
+
+/// `style.1 … style.{n_mlp}` (index 0 is the parameter-free PixelNorm).
+#[derive(Module, Debug)]
+pub struct MappingNetwork<B: Backend> {
+    layers: Vec<EqualLinear<B>>,
+}
+
+impl<B: Backend> MappingNetwork<B> {
+    /// Loads `style.{1..=n_mlp}.{weight,bias}`.
+    pub fn load(weights: &Weights, style_dim: usize, n_mlp: usize, lr_mul: f32, device: &B::Device) -> Result<Self> {
+        let layers = (1..=n_mlp)
+            .map(|i| {
+                EqualLinear::load(
+                    &weights.pp(format!("style.{i}")),
+                    style_dim,
+                    style_dim,
+                    lr_mul,
+                    true,
+                    true,
+                    device,
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    /// z: `[batch, style_dim]` → w: `[batch, style_dim]`.
+    pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.layers.iter().fold(pixel_norm(z), |x, layer| layer.forward(x))
+    }
+}

@@ -1,0 +1,61 @@
+//! Test support shared by the hyperstyle tests, benches and examples: the fixtures' pattern
+//! weights, golden upstream outputs, and tensor comparison with max-abs / mean-abs errors.
+//!
+//! Everything reads `tests/fixtures/` of this repository, never anything outside it.
+
+pub mod compare;
+pub mod golden;
+pub mod manifest;
+pub mod pattern;
+
+use std::path::PathBuf;
+
+use hyperstyle_stylegan2::WeightStore;
+
+pub use compare::{assert_close, error_stats, to_vec, ErrorStats};
+pub use golden::Golden;
+pub use manifest::{CheckpointManifest, Manifest, NamedTensor};
+
+/// `tests/fixtures/` of the workspace.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// A [`WeightStore`] holding the pattern weights of every key of `checkpoint` that starts with
+/// one of `prefixes`, under its full checkpoint key; aliases are registered as aliases.
+pub fn pattern_store(checkpoint: &CheckpointManifest, prefixes: &[&str]) -> WeightStore {
+    let tensors = prefixes.iter().flat_map(|p| {
+        checkpoint
+            .pattern_tensors(p)
+            .into_iter()
+            .map(move |(key, shape, values)| (format!("{p}{key}"), shape, values))
+    });
+    let mut store = WeightStore::from_tensors(tensors).expect("consistent manifest");
+    for (key, entry) in &checkpoint.tensors {
+        if let Some(target) = &entry.alias_of {
+            if prefixes.iter().any(|p| key.starts_with(p)) {
+                store.add_alias(key.clone(), target.clone());
+            }
+        }
+    }
+    store
+}
+
+/// A fixture configuration: `ffhq256`, `cars512` or `ffhq1024`.
+pub struct Fixture {
+    /// The manifest (weights).
+    pub manifest: Manifest,
+    /// The golden outputs.
+    pub golden: Golden,
+}
+
+impl Fixture {
+    /// Loads `{config}_manifest.json` and `{config}_golden.safetensors`.
+    pub fn load(config: &str) -> Self {
+        let dir = fixtures_dir();
+        Self {
+            manifest: Manifest::load(dir.join(format!("{config}_manifest.json"))),
+            golden: Golden::load(dir.join(format!("{config}_golden.safetensors"))),
+        }
+    }
+}

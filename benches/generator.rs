@@ -1,1 +1,59 @@
-fn main() {}
+//! Generator forward (synthesis from W+ codes, stored noise) on the default backend, at 256 and
+//! 1024, without and with per-sample weight offsets on every 3×3 conv (what HyperStyle runs).
+//!
+//! `cargo bench --bench generator` (add `--features cuda` / `wgpu` for a GPU).
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use criterion::{criterion_group, criterion_main, Criterion};
+use hyperstyle::backend::Default as B;
+use hyperstyle::stylegan2::{Generator, GeneratorConfig, LayerKind, Noise};
+use hyperstyle_testing::{pattern_store, Manifest};
+
+fn generator(config: &str, size: usize, device: &<B as burn::tensor::backend::BackendTypes>::Device) -> Generator<B> {
+    let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join(format!("{config}_manifest.json")));
+    let store = pattern_store(manifest.checkpoint("hyperstyle"), &["decoder."]);
+    Generator::load(&store.scope("decoder."), &GeneratorConfig::new(size), device).expect("fixture generator")
+}
+
+fn bench_generator(c: &mut Criterion) {
+    let device = Default::default();
+    let mut group = c.benchmark_group("generator");
+    group.sample_size(10);
+    for (config, size) in [("ffhq256", 256), ("ffhq1024", 1024)] {
+        let generator = generator(config, size, &device);
+        let n_latent = generator.config().n_latent();
+        let latents = Tensor::<B, 3>::random([1, n_latent, 512], Distribution::Normal(0.0, 1.0), &device);
+        group.bench_function(format!("{size}/batch1"), |b| {
+            b.iter(|| {
+                let image = generator.synthesis(latents.clone(), &Noise::Stored, None).unwrap();
+                B::sync(&device).unwrap();
+                image
+            })
+        });
+        let offsets: Vec<Option<Tensor<B, 5>>> = generator
+            .config()
+            .layers()
+            .iter()
+            .map(|l| {
+                (l.kind != LayerKind::ToRgb).then(|| {
+                    let [o, i, k, _] = l.weight_shape();
+                    Tensor::random([1, o, i, k, k], Distribution::Uniform(-0.1, 0.1), &device)
+                })
+            })
+            .collect();
+        group.bench_function(format!("{size}/batch1_offsets"), |b| {
+            b.iter(|| {
+                let image = generator
+                    .synthesis(latents.clone(), &Noise::Stored, Some(&offsets))
+                    .unwrap();
+                B::sync(&device).unwrap();
+                image
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_generator);
+criterion_main!(benches);

@@ -5,6 +5,11 @@
 //! [`stylegan2`] (generator), with encoders and the hypernetwork to follow.
 
 pub mod backend;
+pub mod error;
 pub mod image_ops;
+pub mod io;
+pub mod resize;
+
+pub use error::{Error, Result};
 
 pub use hyperstyle_stylegan2 as stylegan2;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use hyperstyle::backend::Cpu;
 use hyperstyle::stylegan2::{Error, Generator, GeneratorConfig, WeightStore};
-use hyperstyle_testing::{pattern_store, Fixture, NamedTensor};
+use hyperstyle_testing::{Fixture, NamedTensor};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 

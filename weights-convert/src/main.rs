@@ -1,0 +1,167 @@
+//! `weights-convert`: PyTorch `.pt` checkpoints to safetensors, without Python.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use weights_convert::{convert_file, inspect_file, ConvertOptions, DType, Inventory, Kind};
+
+/// Convert a PyTorch checkpoint (.pt) into a safetensors file, without Python.
+///
+/// Reads both torch.save formats (zip archive and legacy stream) with a restricted unpickler that
+/// never executes code from the file: globals outside a small allow-list (tensor rebuilding,
+/// OrderedDict, argparse.Namespace, ...) are refused.
+///
+/// Output keys keep the checkpoint's nesting joined with `/` (`state_dict/decoder.conv1.weight`,
+/// `g_ema/conv1.conv.weight`, `latent_avg`; a bare tensor is stored as `tensor`). Tensors shared
+/// under several names are stored once; `__metadata__` records `format`, `kind`, `opts`,
+/// `aliases` (alias → canonical), `source_file` and `source_sha256`.
+#[derive(Debug, Parser)]
+#[command(name = "weights-convert", version, after_help = EXAMPLES)]
+struct Cli {
+    /// The PyTorch checkpoint to read.
+    input: PathBuf,
+
+    /// The safetensors file to write (created atomically; not needed with --list).
+    #[arg(required_unless_present = "list")]
+    output: Option<PathBuf>,
+
+    /// Print the checkpoint's tensors (key, dtype, shape, aliases) and options, and write nothing.
+    #[arg(long, conflicts_with_all = ["output", "kind", "dtype"])]
+    list: bool,
+
+    /// Record this checkpoint kind instead of the detected one.
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
+
+    /// Cast floating-point tensors (f16/bf16/f32/f64) to this type; integer tensors are kept.
+    #[arg(long, value_enum)]
+    dtype: Option<DTypeArg>,
+}
+
+const EXAMPLES: &str = "Examples:
+  weights-convert hyperstyle_ffhq.pt hyperstyle_ffhq.safetensors
+  weights-convert --dtype f16 stylegan2-ffhq-config-f.pt ffhq_f16.safetensors
+  weights-convert age.pt age.safetensors --kind direction
+  weights-convert --list hyperstyle_ffhq.pt";
+
+/// `--kind` values (the names the `kind` metadata entry uses).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KindArg {
+    /// HyperStyle model (state_dict with hypernet.* keys).
+    Hyperstyle,
+    /// W-encoder (state_dict with encoder.linear.weight).
+    WEncoder,
+    /// ReStyle-e4e (state_dict with encoder.styles.*).
+    Restyle,
+    /// rosinality StyleGAN2 generator (g_ema).
+    Stylegan2,
+    /// InterFaceGAN edit direction (a bare tensor).
+    Direction,
+    /// GANSpace PCA (mean, comp, std).
+    Ganspace,
+}
+
+impl From<KindArg> for Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Hyperstyle => Kind::Hyperstyle,
+            KindArg::WEncoder => Kind::WEncoder,
+            KindArg::Restyle => Kind::Restyle,
+            KindArg::Stylegan2 => Kind::Stylegan2,
+            KindArg::Direction => Kind::Direction,
+            KindArg::Ganspace => Kind::Ganspace,
+        }
+    }
+}
+
+/// `--dtype` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DTypeArg {
+    /// 32-bit float.
+    F32,
+    /// 16-bit float (IEEE half).
+    F16,
+}
+
+impl From<DTypeArg> for DType {
+    fn from(d: DTypeArg) -> Self {
+        match d {
+            DTypeArg::F32 => DType::F32,
+            DTypeArg::F16 => DType::F16,
+        }
+    }
+}
+
+fn print_inventory(cli: &Cli, inv: &Inventory) {
+    let aliases = inv.entries.iter().filter(|e| e.alias_of.is_some()).count();
+    let kind = inv
+        .kind
+        .map_or("unknown (pass --kind when converting)".to_string(), |k| k.to_string());
+    println!("{}: {}", cli.input.display(), inv.format.describe());
+    println!("kind: {kind}");
+    println!(
+        "tensors: {} ({} stored, {aliases} aliases)",
+        inv.entries.len(),
+        inv.entries.len() - aliases
+    );
+    let width = inv.entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
+    for e in &inv.entries {
+        match &e.alias_of {
+            Some(canonical) => println!("  {:width$}  = alias of {canonical}", e.key),
+            None => println!("  {:width$}  {:<5} {:?}", e.key, e.dtype.safetensors_name(), e.shape),
+        }
+    }
+    if let Some(opts) = &inv.opts {
+        println!("opts: {opts}");
+    }
+    if !inv.scalars.is_empty() {
+        println!("scalars: {}", serde_json::Value::Object(inv.scalars.clone()));
+    }
+}
+
+fn run(cli: &Cli) -> weights_convert::Result<()> {
+    if cli.list {
+        let inventory = inspect_file(&cli.input)?;
+        print_inventory(cli, &inventory);
+        return Ok(());
+    }
+    let Some(output) = &cli.output else {
+        // clap enforces OUTPUT without --list; keep a message rather than a panic regardless.
+        return Err(weights_convert::ConvertError::Unsupported(
+            "missing OUTPUT argument".into(),
+        ));
+    };
+    let options = ConvertOptions {
+        kind: cli.kind.map(Kind::from),
+        dtype: cli.dtype.map(DType::from),
+    };
+    let s = convert_file(&cli.input, output, &options)?;
+    println!(
+        "{} -> {}: {} ({}), {} tensors, {} aliases, {} bytes",
+        cli.input.display(),
+        output.display(),
+        s.kind,
+        s.format.describe(),
+        s.tensors,
+        s.aliases,
+        s.bytes
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}: {e}", cli.input.display());
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Turning a checkpoint's object tree into the list of tensors to write: flattened keys,
+//! aliases, validated views, options and scalars.
+//!
+//! Everything that can be wrong with a file is found here, before the output is created: a
+//! conversion either fails without writing anything or writes a complete file.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use serde_json::{Map, Value as Json};
+
+use crate::dtype::DType;
+use crate::error::{ConvertError, Result};
+use crate::json::{key_string, to_json, Budget};
+use crate::pickle::{Obj, Value};
+use crate::tensor::TensorRef;
+use crate::torch::{Checkpoint, StorageData};
+
+/// Key under which a file whose top-level object is a tensor (an edit direction) stores it.
+pub const BARE_TENSOR_KEY: &str = "tensor";
+/// Separator between the components of a flattened key (`state_dict/decoder.conv1.weight`).
+pub const KEY_SEPARATOR: &str = "/";
+/// The safetensors header's reserved key.
+const METADATA_KEY: &str = "__metadata__";
+
+/// A tensor to write: a validated view and where its storage is.
+#[derive(Clone, Debug)]
+pub struct PlannedTensor {
+    /// Flattened key (the canonical one, for aliased data).
+    pub key: String,
+    /// The view.
+    pub tensor: Rc<TensorRef>,
+    /// Where the storage's bytes are.
+    pub data: StorageData,
+    /// Element type written (the checkpoint's, or the `--dtype` cast for floats).
+    pub out_dtype: DType,
+    /// Number of elements.
+    pub numel: u64,
+}
+
+impl PlannedTensor {
+    /// Size of the tensor in the output, in bytes.
+    pub fn out_len(&self) -> u64 {
+        // Cannot overflow: checked against the output limit when planning.
+        self.numel.saturating_mul(self.out_dtype.size() as u64)
+    }
+}
+
+/// What to write, in the checkpoint's (pickle) order.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Distinct tensors, each written once.
+    pub tensors: Vec<PlannedTensor>,
+    /// Every flattened key with the index of its tensor in `tensors`; a key that differs from
+    /// that tensor's key is an alias.
+    pub keys: Vec<(String, usize)>,
+    /// The checkpoint's options (`opts`, or rosinality's `args`) as JSON.
+    pub opts: Option<Json>,
+    /// Other top-level entries that hold no tensors (`global_step`, `best_val_loss`, ...).
+    pub scalars: Map<String, Json>,
+}
+
+impl Plan {
+    /// `(alias, canonical)` pairs in pickle order.
+    pub fn aliases(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.keys.iter().filter_map(|(key, i)| {
+            let canonical = self.tensors.get(*i)?.key.as_str();
+            (canonical != key).then_some((key.as_str(), canonical))
+        })
+    }
+}
+
+/// Settings for [`plan`].
+#[derive(Clone, Copy, Debug)]
+pub struct PlanOptions {
+    /// Cast floating-point tensors to this type.
+    pub cast: Option<DType>,
+    /// Refuse checkpoints whose tensors would take more output bytes than this (a few bytes of
+    /// storage can describe a huge broadcast view).
+    pub max_output_bytes: u64,
+}
+
+/// The option entry of a top-level dict: `opts` (pSp/HyperStyle family) or `args` (rosinality).
+fn opts_entry(root: &Value, ck: &Checkpoint) -> Option<&'static str> {
+    let top = ck.arena.dict_of(root)?;
+    ["opts", "args"]
+        .into_iter()
+        .find(|k| top.get(k).is_some_and(|v| !matches!(v, Value::None)))
+}
+
+/// Flattens, deduplicates and validates the tensors of `ck`.
+pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
+    let mut budget = Budget::for_pickle(ck.pickle_len);
+    let mut found = Vec::new();
+    let mut plan = Plan::default();
+
+    match &ck.root {
+        Value::Tensor(t) => found.push((BARE_TENSOR_KEY.to_string(), t.clone())),
+        root => {
+            let opts_key = opts_entry(root, ck);
+            match ck.arena.dict_of(root) {
+                Some(top) => {
+                    for (k, v) in top.iter() {
+                        let key = key_string(k);
+                        let before = found.len();
+                        walk(ck, v, key.clone(), 1, &mut budget, &mut found)?;
+                        if Some(key.as_str()) == opts_key {
+                            plan.opts = Some(to_json(v, &ck.arena, &mut budget, 1)?);
+                        } else if found.len() == before && !matches!(v, Value::Storage(_)) {
+                            plan.scalars.insert(key, to_json(v, &ck.arena, &mut budget, 1)?);
+                        }
+                    }
+                }
+                None => walk(ck, root, String::new(), 0, &mut budget, &mut found)?,
+            }
+        }
+    }
+
+    let mut seen_keys = HashSet::new();
+    let mut by_view = HashMap::new();
+    let mut total: u64 = 0;
+    for (key, tensor) in found {
+        if key == METADATA_KEY || !seen_keys.insert(key.clone()) {
+            return Err(ConvertError::DuplicateKey(key));
+        }
+        let identity = tensor.identity();
+        if let Some(&index) = by_view.get(&identity) {
+            plan.keys.push((key, index));
+            continue;
+        }
+        let planned = validate(ck, key.clone(), tensor, options)?;
+        total = total
+            .checked_add(planned.out_len())
+            .filter(|&t| t <= options.max_output_bytes)
+            .ok_or_else(|| {
+                ConvertError::TooLarge(format!(
+                    "the tensors would take more than {} bytes of output (broadcast views?)",
+                    options.max_output_bytes
+                ))
+            })?;
+        let index = plan.tensors.len();
+        plan.tensors.push(planned);
+        by_view.insert(identity, index);
+        plan.keys.push((key, index));
+    }
+    Ok(plan)
+}
+
+fn join(prefix: &str, component: &str) -> String {
+    if prefix.is_empty() {
+        component.to_string()
+    } else {
+        format!("{prefix}{KEY_SEPARATOR}{component}")
+    }
+}
+
+/// Collects every tensor below `value` with its flattened key, in pickle order.
+fn walk(
+    ck: &Checkpoint,
+    value: &Value,
+    path: String,
+    depth: usize,
+    budget: &mut Budget,
+    found: &mut Vec<(String, Rc<TensorRef>)>,
+) -> Result<()> {
+    budget.visit(depth)?;
+    match value {
+        Value::Tensor(t) => found.push((path, t.clone())),
+        Value::Dict(_) | Value::Object(_) => {
+            if let Some(dict) = ck.arena.dict_of(value) {
+                for (k, v) in dict.iter() {
+                    walk(ck, v, join(&path, &key_string(k)), depth + 1, budget, found)?;
+                }
+            }
+        }
+        Value::List(id) => {
+            if let Obj::List(items) = ck.arena.get(*id) {
+                for (i, v) in items.iter().enumerate() {
+                    walk(ck, v, join(&path, &i.to_string()), depth + 1, budget, found)?;
+                }
+            }
+        }
+        Value::Tuple(items) => {
+            for (i, v) in items.iter().enumerate() {
+                walk(ck, v, join(&path, &i.to_string()), depth + 1, budget, found)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Checks that the view lies inside its storage's bytes and decides the output type.
+fn validate(ck: &Checkpoint, key: String, tensor: Rc<TensorRef>, options: &PlanOptions) -> Result<PlannedTensor> {
+    let invalid = |reason: String| ConvertError::InvalidTensor {
+        key: key.clone(),
+        reason,
+    };
+    let storage = &tensor.storage;
+    let data = *ck
+        .storages
+        .get(&storage.key)
+        .ok_or_else(|| invalid(format!("its storage `{}` has no data in the file", storage.key)))?;
+    let numel = tensor
+        .numel()
+        .ok_or_else(|| invalid(format!("shape {:?} overflows", tensor.shape)))?;
+    let extent = tensor
+        .extent()
+        .ok_or_else(|| invalid(format!("view {:?}/{:?} overflows", tensor.shape, tensor.stride)))?;
+    if numel > 0 {
+        let end = tensor.offset.checked_add(extent);
+        if end.is_none_or(|end| end > storage.numel) {
+            return Err(invalid(format!(
+                "view (offset {}, shape {:?}, stride {:?}) reaches past its storage of {} elements",
+                tensor.offset, tensor.shape, tensor.stride, storage.numel
+            )));
+        }
+        let record_end = storage.base.checked_add(storage.numel);
+        if record_end.is_none_or(|end| end > data.elements()) {
+            return Err(invalid(format!("storage `{}` is shorter than declared", storage.key)));
+        }
+    }
+    let dtype = tensor.dtype();
+    let out_dtype = match options.cast {
+        Some(cast) if dtype.is_float() => cast,
+        _ => dtype,
+    };
+    numel
+        .checked_mul(out_dtype.size() as u64)
+        .ok_or_else(|| invalid("too many bytes".into()))?;
+    Ok(PlannedTensor {
+        key,
+        tensor,
+        data,
+        out_dtype,
+        numel,
+    })
+}

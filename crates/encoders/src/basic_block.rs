@@ -1,0 +1,68 @@
+//! torchvision's ResNet `BasicBlock`, as used by the ResNet-34 backbone (REFERENCE §6.1).
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use hyperstyle_stylegan2::Weights;
+
+use crate::conv2d::{Conv2d, ConvShape};
+use crate::error::Result;
+
+/// `relu(bn2(conv2(relu(bn1(conv1(x))))) + identity)`, where `conv1` (3×3) carries the stride,
+/// `conv2` is 3×3 stride 1, and `identity` is `x` or `downsample(x)` (conv1×1 with the stride
+/// (`downsample.0`) → BN (`downsample.1`)). Every BN is folded into the conv before it.
+/// The activations are plain ReLUs (only the stem's is a PReLU).
+#[derive(Module, Debug)]
+pub struct BasicBlock<B: Backend> {
+    conv1: Conv2d<B>,
+    conv2: Conv2d<B>,
+    downsample: Option<Conv2d<B>>,
+}
+
+impl<B: Backend> BasicBlock<B> {
+    /// Loads `conv1`, `bn1`, `conv2`, `bn2` and, if `in_channels != out_channels` or
+    /// `stride != 1` (torchvision's rule), `downsample.{0,1}`.
+    pub fn load(
+        weights: &Weights,
+        in_channels: usize,
+        out_channels: usize,
+        stride: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let downsample = if in_channels != out_channels || stride != 1 {
+            let ds = weights.pp("downsample");
+            Some(Conv2d::load_with_batch_norm(
+                &ds.pp(0),
+                &ds.pp(1),
+                ConvShape::new(in_channels, out_channels, 1, stride, 0),
+                device,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1: Conv2d::load_with_batch_norm(
+                &weights.pp("conv1"),
+                &weights.pp("bn1"),
+                ConvShape::new(in_channels, out_channels, 3, stride, 1),
+                device,
+            )?,
+            conv2: Conv2d::load_with_batch_norm(
+                &weights.pp("conv2"),
+                &weights.pp("bn2"),
+                ConvShape::new(out_channels, out_channels, 3, 1, 1),
+                device,
+            )?,
+            downsample,
+        })
+    }
+
+    /// x: `[batch, in, h, w]` → `[batch, out, ⌈h/stride⌉, ⌈w/stride⌉]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let identity = match &self.downsample {
+            Some(conv) => conv.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = self.conv2.forward(relu(self.conv1.forward(x)));
+        relu(out + identity)
+    }
+}

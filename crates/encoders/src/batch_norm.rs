@@ -1,0 +1,66 @@
+//! `nn.BatchNorm2d` in eval mode (REFERENCE §2.6), reduced at load time to a per-channel affine map.
+
+use burn::module::Param;
+use burn::prelude::*;
+use hyperstyle_stylegan2::Weights;
+
+use crate::error::Result;
+use crate::per_channel::per_sample;
+
+/// PyTorch's default BatchNorm epsilon.
+const EPS: f64 = 1e-5;
+
+/// Reads `weight`, `bias`, `running_mean`, `running_var` (`[channels]` each) and returns the
+/// equivalent `(scale, shift)`: `y = (x − mean)/√(var + ε)·weight + bias = x·scale + shift`.
+/// This is also how PyTorch's CPU kernel evaluates an eval-mode BatchNorm. The integer
+/// `num_batches_tracked` buffer of real checkpoints is consumed without being read.
+pub(crate) fn scale_shift(weights: &Weights, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let shape = [channels];
+    let gamma = weights.values("weight", &shape)?;
+    let beta = weights.values("bias", &shape)?;
+    let mean = weights.values("running_mean", &shape)?;
+    let var = weights.values("running_var", &shape)?;
+    weights.ignore("num_batches_tracked");
+    // f64 so that the only rounding is the final one to f32.
+    let scale: Vec<f64> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(&g, &v)| f64::from(g) / (f64::from(v) + EPS).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(&mean)
+        .zip(&scale)
+        .map(|((&b, &m), &s)| (f64::from(b) - f64::from(m) * s) as f32)
+        .collect();
+    Ok((scale.into_iter().map(|s| s as f32).collect(), shift))
+}
+
+/// An eval-mode BatchNorm that cannot be folded into a neighbouring convolution (the one that
+/// opens every IR-SE residual branch: it precedes a zero-padded conv, so its shift must be applied
+/// before the padding).
+#[derive(Module, Debug)]
+pub struct BatchNorm<B: Backend> {
+    /// `weight / √(running_var + ε)`: `[1, channels, 1, 1]`.
+    scale: Param<Tensor<B, 4>>,
+    /// `bias − running_mean·scale`: `[1, channels, 1, 1]`.
+    shift: Param<Tensor<B, 4>>,
+}
+
+impl<B: Backend> BatchNorm<B> {
+    /// Loads `weight`, `bias`, `running_mean`, `running_var`.
+    pub fn load(weights: &Weights, channels: usize, device: &B::Device) -> Result<Self> {
+        let (scale, shift) = scale_shift(weights, channels)?;
+        let param = |v| Param::from_tensor(Tensor::from_data(TensorData::new(v, [1, channels, 1, 1]), device));
+        Ok(Self {
+            scale: param(scale),
+            shift: param(shift),
+        })
+    }
+
+    /// x: `[batch, channels, height, width]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let batch = x.dims()[0];
+        x * per_sample(self.scale.val(), batch) + per_sample(self.shift.val(), batch)
+    }
+}

@@ -1,0 +1,98 @@
+//! `nn.Conv2d` with PyTorch's weight layout, optionally with the eval-mode BatchNorm that follows
+//! it folded into its weight and bias.
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use hyperstyle_stylegan2::Weights;
+
+use crate::batch_norm;
+use crate::error::Result;
+
+/// Geometry of a square convolution: channels, kernel size, stride and zero padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvShape {
+    /// A `kernel`×`kernel` conv, stride `stride`, padding `padding`.
+    pub const fn new(in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
+    fn weight_shape(&self) -> [usize; 4] {
+        [self.out_channels, self.in_channels, self.kernel, self.kernel]
+    }
+}
+
+/// A 2-D convolution with a square kernel, symmetric stride and zero padding.
+#[derive(Module, Debug)]
+pub struct Conv2d<B: Backend> {
+    /// `[out, in, k, k]` (PyTorch layout).
+    weight: Param<Tensor<B, 4>>,
+    /// `[out]`.
+    bias: Option<Param<Tensor<B, 1>>>,
+    stride: usize,
+    padding: usize,
+}
+
+impl<B: Backend> Conv2d<B> {
+    /// Loads `weight` and, if `with_bias`, `bias`.
+    pub fn load(weights: &Weights, shape: ConvShape, with_bias: bool, device: &B::Device) -> Result<Self> {
+        let bias = if with_bias {
+            Some(Param::from_tensor(weights.tensor(
+                "bias",
+                [shape.out_channels],
+                device,
+            )?))
+        } else {
+            None
+        };
+        Ok(Self {
+            weight: Param::from_tensor(weights.tensor("weight", shape.weight_shape(), device)?),
+            bias,
+            stride: shape.stride,
+            padding: shape.padding,
+        })
+    }
+
+    /// Loads a bias-free conv (`conv.weight`) followed by an eval-mode BatchNorm (`bn.*`) as one
+    /// conv: `BN(conv(x, W)) = conv(x, W·scale) + shift` per output channel. This saves a pass
+    /// over the activations; the result differs from the two-step form by float32 rounding only.
+    pub fn load_with_batch_norm(conv: &Weights, bn: &Weights, shape: ConvShape, device: &B::Device) -> Result<Self> {
+        let weight_shape = shape.weight_shape();
+        let mut weight = conv.values("weight", &weight_shape)?;
+        let (scale, shift) = batch_norm::scale_shift(bn, shape.out_channels)?;
+        let per_output = weight.len() / shape.out_channels;
+        for (filter, s) in weight.chunks_exact_mut(per_output).zip(&scale) {
+            filter.iter_mut().for_each(|w| *w *= s);
+        }
+        Ok(Self {
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, weight_shape), device)),
+            bias: Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(shift, [shape.out_channels]),
+                device,
+            ))),
+            stride: shape.stride,
+            padding: shape.padding,
+        })
+    }
+
+    /// x: `[batch, in, h, w]` → `[batch, out, ⌊(h + 2p − k)/s⌋ + 1, …]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let options = ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
+        conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options)
+    }
+}

@@ -68,7 +68,7 @@ impl GeneratorConfig {
         if self.blur_kernel.is_empty() || self.blur_kernel.iter().sum::<f32>() == 0.0 {
             return bad("blur_kernel must have a non-zero sum".into());
         }
-        if !(self.lr_mlp > 0.0) {
+        if self.lr_mlp.is_nan() || self.lr_mlp <= 0.0 {
             return bad(format!("lr_mlp must be positive, got {}", self.lr_mlp));
         }
         Ok(())

@@ -8,6 +8,15 @@ pub enum Error {
     /// The generator (or its weights) reported an error.
     #[error(transparent)]
     Generator(#[from] hyperstyle_stylegan2::Error),
+    /// The W encoder reported an error.
+    #[error(transparent)]
+    Encoder(#[from] hyperstyle_encoders::Error),
+    /// The hypernetwork reported an error.
+    #[error(transparent)]
+    Hypernet(#[from] hyperstyle_hypernet::Error),
+    /// Arguments that do not fit the model (image sizes, batch shapes).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// An image file could not be read or written.
     #[error("{path}: {source}")]
     Image {
@@ -16,6 +25,23 @@ pub enum Error {
         /// What the image codec reported.
         #[source]
         source: image::ImageError,
+    },
+    /// An image file that cannot be used as an input.
+    #[error("{path}: {reason}")]
+    BadImage {
+        /// The file.
+        path: PathBuf,
+        /// Why (empty file, too small, unsupported format, ...).
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
     /// A tensor that cannot be turned into an image (wrong rank or channel count).
     #[error("invalid image tensor: {0}")]

@@ -1,4 +1,4 @@
-//! Images in and out of tensors, as upstream converts them.
+//! Images in and out of tensors, as upstream converts them (REFERENCE §7.5).
 
 use std::path::Path;
 
@@ -6,6 +6,76 @@ use burn::prelude::*;
 use image::RgbImage;
 
 use crate::error::{Error, Result};
+use crate::resize::resize_bilinear;
+
+/// Smallest accepted input side, in pixels: smaller images carry nothing to invert.
+pub const MIN_IMAGE_SIDE: u32 = 16;
+/// Largest accepted input side, in pixels (the decoder refuses to allocate beyond this).
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+
+/// Reads a JPEG or PNG file as 8-bit RGB, as upstream's `Image.open(path).convert('RGB')`:
+/// grayscale is replicated, alpha is dropped, 16-bit samples are scaled to 8 bits.
+/// Missing, empty, corrupt, tiny or huge files are errors.
+pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
+    let path = path.as_ref();
+    let bad = |reason: String| Error::BadImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.is_empty() {
+        return Err(bad("empty file".into()));
+    }
+    let format = image::guess_format(&bytes).map_err(|_| bad("not a PNG or JPEG image".into()))?;
+    if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
+        return Err(bad(format!(
+            "unsupported image format {format:?} (PNG or JPEG expected)"
+        )));
+    }
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(&bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| bad(format!("cannot decode: {e}")))?;
+    let (w, h) = (image.width(), image.height());
+    if w < MIN_IMAGE_SIDE || h < MIN_IMAGE_SIDE {
+        return Err(bad(format!(
+            "image is {w}×{h}; at least {MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE} pixels are needed"
+        )));
+    }
+    Ok(image.to_rgb8())
+}
+
+/// Resizes to `(height, width)` with Pillow's bilinear filter (no-op at that size) and
+/// normalises like `ToTensor` + `Normalize(0.5, 0.5)`: `(v/255 − 0.5)/0.5` in float32.
+/// Returns `[3, height, width]` values, channel-major.
+pub fn normalize(image: &RgbImage, (height, width): (usize, usize)) -> Vec<f32> {
+    let resized;
+    let image = if (image.height() as usize, image.width() as usize) == (height, width) {
+        image
+    } else {
+        resized = resize_bilinear(image, width as u32, height as u32);
+        &resized
+    };
+    let plane = height * width;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, pixel) in image.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (f32::from(pixel.0[c]) / 255.0 - 0.5) / 0.5;
+        }
+    }
+    out
+}
+
+/// A batch of images as the network input `[batch, 3, height, width]` in [−1, 1].
+pub fn images_to_tensor<B: Backend>(images: &[RgbImage], size: (usize, usize), device: &B::Device) -> Tensor<B, 4> {
+    let values: Vec<f32> = images.iter().flat_map(|image| normalize(image, size)).collect();
+    Tensor::from_data(TensorData::new(values, [images.len(), 3, size.0, size.1]), device)
+}
 
 /// Upstream's `tensor2im`: `v ← (v + 1)/2`, clamp to [0, 1], ×255, cast to u8 by truncation.
 /// images: `[batch, 3, h, w]` in nominal [−1, 1] → one RGB image per sample.
@@ -38,6 +108,31 @@ pub fn tensor_to_images<B: Backend>(images: Tensor<B, 4>) -> Result<Vec<RgbImage
             })
         })
         .collect())
+}
+
+/// Images side by side (each scaled to the height of the first with Pillow's bilinear
+/// filter), left to right: e.g. input | step 0 | step 1 | ….
+pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
+    let height = images.first().map_or(0, |i| i.height());
+    let scaled: Vec<RgbImage> = images
+        .iter()
+        .map(|i| {
+            if i.height() == height {
+                i.clone()
+            } else {
+                let width = (u64::from(i.width()) * u64::from(height) / u64::from(i.height())) as u32;
+                resize_bilinear(i, width.max(1), height)
+            }
+        })
+        .collect();
+    let width = scaled.iter().map(|i| i.width()).sum();
+    let mut grid = RgbImage::new(width, height);
+    let mut x = 0;
+    for image in &scaled {
+        image::imageops::replace(&mut grid, image, i64::from(x), 0);
+        x += image.width();
+    }
+    grid
 }
 
 /// Writes an image; the format follows the extension (PNG or JPEG).

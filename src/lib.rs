@@ -2,14 +2,20 @@
 //! hypernetwork that predicts per-image offsets of the generator's weights, then edit it.
 //!
 //! The networks live in their own crates, re-exported here:
-//! [`stylegan2`] (generator), with encoders and the hypernetwork to follow.
+//! [`stylegan2`] (generator), [`encoders`] (W encoder, ReStyle, ResNet-34) and [`hypernet`].
 
 pub mod backend;
+pub mod domain;
 pub mod error;
 pub mod image_ops;
 pub mod io;
+pub mod pipeline;
 pub mod resize;
 
+pub use domain::Domain;
 pub use error::{Error, Result};
+pub use pipeline::{HyperStyle, HyperStyleConfig, Inversion, Offsets, Step};
 
+pub use hyperstyle_encoders as encoders;
+pub use hyperstyle_hypernet as hypernet;
 pub use hyperstyle_stylegan2 as stylegan2;

@@ -91,7 +91,7 @@ fn wrong_dtype_is_named_and_half_floats_convert() {
     // The same file with the constant in F16 loads, converted to f32.
     let constant = data.get_mut("g_ema/input.input").unwrap();
     constant.0 = Dtype::F16;
-    constant.2 = vec![0x00, 0x3c].repeat(512 * 16); // f16 1.0
+    constant.2 = [0x00, 0x3c].repeat(512 * 16); // f16 1.0
     let store = WeightStore::from_bytes(serialize(&data)).unwrap();
     let values = store.values("g_ema/input.input", &[1, 512, 4, 4]).unwrap();
     assert!(values.iter().all(|&v| v == 1.0));

@@ -4,6 +4,7 @@
 //! Everything reads `tests/fixtures/` of this repository, never anything outside it.
 
 pub mod compare;
+pub mod deltas;
 pub mod golden;
 pub mod manifest;
 pub mod pattern;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use hyperstyle_stylegan2::WeightStore;
 
 pub use compare::{assert_close, error_stats, to_vec, ErrorStats};
+pub use deltas::{check_all_delta_stats, check_delta_stats};
 pub use golden::Golden;
 pub use manifest::{CheckpointManifest, Manifest, NamedTensor};
 

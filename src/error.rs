@@ -34,6 +34,14 @@ pub enum Error {
         /// Why (empty file, too small, unsupported format, ...).
         reason: String,
     },
+    /// A file that is not what it should be (e.g. not a saved inversion).
+    #[error("{path}: {reason}")]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

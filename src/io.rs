@@ -135,11 +135,16 @@ pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
     grid
 }
 
-/// Writes an image; the format follows the extension (PNG or JPEG).
+/// Writes an image atomically (encoded in memory, then a temporary file and a rename, so an
+/// interrupted run leaves no half-written file); the format follows the extension (PNG or JPEG).
 pub fn save_image(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    image.save(path).map_err(|source| Error::Image {
+    let image_error = |source| Error::Image {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let format = image::ImageFormat::from_path(path).map_err(image_error)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format).map_err(image_error)?;
+    crate::saved::write_atomically(path, bytes.get_ref())
 }

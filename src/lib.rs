@@ -11,10 +11,12 @@ pub mod image_ops;
 pub mod io;
 pub mod pipeline;
 pub mod resize;
+pub mod saved;
 
 pub use domain::Domain;
 pub use error::{Error, Result};
 pub use pipeline::{HyperStyle, HyperStyleConfig, Inversion, Offsets, Step};
+pub use saved::{load_inversion, save_inversion, OffsetPrecision, SavedInversion};
 
 pub use hyperstyle_encoders as encoders;
 pub use hyperstyle_hypernet as hypernet;

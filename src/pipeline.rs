@@ -173,6 +173,11 @@ impl<B: Backend> HyperStyle<B> {
         &self.generator
     }
 
+    /// The hypernetwork.
+    pub fn hypernet(&self) -> &Hypernetwork<B> {
+        &self.hypernet
+    }
+
     /// Images at the domain's input size, `[batch, 3, h, w]` in [−1, 1].
     fn check_input(&self, images: &Tensor<B, 4>) -> Result<()> {
         let (h, w) = self.config.domain.input_size();

@@ -1,0 +1,60 @@
+//! Peak memory of one hypernetwork forward (FFHQ-1024 layout) at several batch sizes, on the CPU:
+//! the growth of the process's peak resident set during the forward, over the loaded weights.
+//! Linux only (reads /proc/self/status).
+//!
+//! `cargo run --release --example hypernet_memory -- 1 8`
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use hyperstyle::backend::Cpu as B;
+use hyperstyle::hypernet::{HypernetConfig, Hypernetwork};
+use hyperstyle_testing::{pattern_store, Manifest};
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux only)");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn reset_peak() {
+    // Writing 5 to clear_refs resets VmHWM to the current resident set.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn main() {
+    let batches: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let batches = if batches.is_empty() { vec![1, 8] } else { batches };
+    let device = Default::default();
+    let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join("ffhq1024_manifest.json"));
+    let hypernet = {
+        let store = pattern_store(manifest.checkpoint("hyperstyle"), &["hypernet."]);
+        Hypernetwork::<B>::load(
+            &store.scope("hypernet."),
+            &HypernetConfig::default_for(1024).unwrap(),
+            &device,
+        )
+        .unwrap()
+    };
+    println!(
+        "weights loaded: resident {:.0} MiB",
+        status_kib("VmRSS:") as f64 / 1024.0
+    );
+    for batch in batches {
+        let image = Tensor::<B, 4>::random([batch, 3, 256, 256], Distribution::Uniform(-1.0, 1.0), &device);
+        let reconstruction = image.clone().flip([3]);
+        reset_peak();
+        let before = status_kib("VmRSS:");
+        let offsets = hypernet.forward(image, reconstruction).unwrap();
+        let floats: usize = offsets.iter().flatten().map(|t| t.shape().num_elements()).sum();
+        let peak = status_kib("VmHWM:");
+        println!(
+            "batch {batch}: peak +{:.0} MiB over the loaded weights ({:.0} MiB of offsets, {:.1} MB per image)",
+            (peak.saturating_sub(before)) as f64 / 1024.0,
+            floats as f64 * 4.0 / (1024.0 * 1024.0),
+            floats as f64 * 4.0 / 1e6 / batch as f64
+        );
+        drop(offsets);
+    }
+}

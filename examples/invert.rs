@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use hyperstyle::backend::Default as B;
-use hyperstyle::io::{images_to_tensor, load_image, save_image, side_by_side, tensor_to_images};
+use hyperstyle::io::{collect_image_files, images_to_tensor, load_image, save_image, side_by_side, tensor_to_images};
 use hyperstyle::saved::{add_inversion, TensorFile};
 use hyperstyle::stylegan2::WeightStore;
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion, OffsetPrecision};
@@ -34,7 +34,7 @@ struct Args {
     #[arg(long)]
     iters: Option<usize>,
     /// Domain, overriding the checkpoint's: faces, cars or wild.
-    #[arg(long, value_parser = parse_domain)]
+    #[arg(long, value_parser = Domain::from_name)]
     domain: Option<Domain>,
     /// Images inverted together.
     #[arg(long, default_value_t = 1)]
@@ -51,41 +51,6 @@ struct Args {
     offsets_f16: bool,
     /// Images (PNG, JPEG) or folders of images.
     inputs: Vec<PathBuf>,
-}
-
-fn parse_domain(s: &str) -> Result<Domain, String> {
-    Domain::parse(s).ok_or_else(|| format!("unknown domain `{s}` (faces, cars, wild)"))
-}
-
-/// Files to invert: the given files, and the PNG/JPEG files of the given folders (sorted).
-fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut entries: Vec<PathBuf> = match std::fs::read_dir(input) {
-                Ok(dir) => dir
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_file())
-                    .collect(),
-                Err(e) => {
-                    eprintln!("skipping {}: {e}", input.display());
-                    continue;
-                }
-            };
-            entries.sort();
-            for path in entries {
-                let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-                if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-                    files.push(path);
-                } else {
-                    eprintln!("skipping {}: not a PNG or JPEG file", path.display());
-                }
-            }
-        } else {
-            files.push(input.clone());
-        }
-    }
-    files
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -137,7 +102,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Load every image first: a bad file is reported and skipped, the others go on.
     let mut images = Vec::new();
-    for path in collect_inputs(&inputs) {
+    let (files, skipped) = collect_image_files(&inputs);
+    for message in skipped {
+        eprintln!("skipping {message}");
+    }
+    for path in files {
         match load_image(&path) {
             Ok(image) => images.push((path, image)),
             Err(e) => eprintln!("skipping {e}"),

@@ -37,6 +37,11 @@ impl Domain {
         }
     }
 
+    /// [`Domain::parse`] with an error message listing the names (for command-line parsers).
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        Self::parse(name).ok_or_else(|| format!("unknown domain `{name}` (faces, cars, wild)"))
+    }
+
     /// Generator output size of the released models.
     pub fn generator_size(self) -> usize {
         match self {

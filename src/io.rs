@@ -50,6 +50,40 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
     Ok(image.to_rgb8())
 }
 
+/// The images to process from command-line arguments: each file as given, and the PNG / JPEG
+/// files of each folder (sorted by name). Returns the files and a message for everything
+/// skipped (unreadable folders, other files in folders), so a caller can report and go on.
+pub fn collect_image_files(inputs: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            files.push(input.clone());
+            continue;
+        }
+        let mut entries: Vec<_> = match std::fs::read_dir(input) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect(),
+            Err(e) => {
+                skipped.push(format!("{}: {e}", input.display()));
+                continue;
+            }
+        };
+        entries.sort();
+        for path in entries {
+            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+                files.push(path);
+            } else {
+                skipped.push(format!("{}: not a PNG or JPEG file", path.display()));
+            }
+        }
+    }
+    (files, skipped)
+}
+
 /// Resizes to `(height, width)` with Pillow's bilinear filter (no-op at that size) and
 /// normalises like `ToTensor` + `Normalize(0.5, 0.5)`: `(v/255 − 0.5)/0.5` in float32.
 /// Returns `[3, height, width]` values, channel-major.

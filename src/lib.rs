@@ -6,6 +6,8 @@
 
 pub mod backend;
 pub mod domain;
+pub mod domain_adaptation;
+pub mod editing;
 pub mod error;
 pub mod image_ops;
 pub mod io;

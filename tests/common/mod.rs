@@ -1,12 +1,11 @@
-//! End-to-end inversion against the upstream goldens: golden `input` → W encoder → `w_codes`,
-//! the W inversion, every step's pooled image, the last step's full-resolution image and the
-//! accumulated offsets' statistics.
+//! Shared by the end-to-end parity tests: the fixture's HyperStyle model and the checks of an
+//! inversion against the upstream goldens.
 
 use hyperstyle::backend::Cpu;
-use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
+use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion};
 use hyperstyle_testing::{assert_close, check_all_delta_stats, pattern_store, Fixture};
 
-type B = Cpu;
+pub type B = Cpu;
 
 // Float32 noise floor (upstream's f32 run against its f64 run, ffhq256): w_codes 1.2e-7 max-abs /
 // 8.3e-9 mean-abs; images 4.7e-5 / 6.2e-6. Unlike the per-network tests, errors here compound
@@ -15,9 +14,8 @@ type B = Cpu;
 const CODES: (f64, f64) = (6e-7, 5e-8);
 const IMAGES: (f64, f64) = (2.5e-4, 3e-5);
 
-fn pipeline_parity(name: &str) {
-    let device = Default::default();
-    let fixture = Fixture::load(name);
+/// The fixture's HyperStyle model (pattern weights rebuilt from the manifest).
+pub fn fixture_model(fixture: &Fixture) -> HyperStyle<B> {
     let meta = &fixture.manifest.meta;
     let model = pattern_store(
         fixture.manifest.checkpoint("hyperstyle"),
@@ -30,11 +28,15 @@ fn pipeline_parity(name: &str) {
         layers_to_tune: meta["layers_to_tune"].as_str().unwrap().into(),
         encoder_type: "SharedWeightsHyperNetResNet".into(),
     };
-    let model = HyperStyle::<B>::load(&model, &w_encoder, Some(config), &device).unwrap();
-    let golden = &fixture.golden;
-    let n_iters = fixture.manifest.meta_usize("n_iters");
-    let inversion = model.invert(golden.tensor("input", &device), n_iters).unwrap();
+    HyperStyle::load(&model, &w_encoder, Some(config), &Default::default()).unwrap()
+}
 
+/// Checks an inversion of golden `input` against every golden the fixture has for it: `w_codes`,
+/// the W inversion, every step's pooled image, the last step at full resolution (subsampled) and
+/// the accumulated offsets' statistics.
+pub fn check_inversion(name: &str, fixture: &Fixture, inversion: &Inversion<B>) {
+    let golden = &fixture.golden;
+    let n_iters = inversion.steps.len();
     assert_close(
         &format!("{name} w_codes"),
         inversion.latents.clone(),
@@ -77,19 +79,4 @@ fn pipeline_parity(name: &str) {
         .reshape([b, c, h / k, w / k]);
     assert_close(&format!("{name} {key}"), sub, golden.get(&key), max, mean);
     check_all_delta_stats(golden, "", &inversion.offsets);
-}
-
-#[test]
-fn ffhq256_batch2() {
-    pipeline_parity("ffhq256");
-}
-
-#[test]
-fn cars512() {
-    pipeline_parity("cars512");
-}
-
-#[test]
-fn ffhq1024() {
-    pipeline_parity("ffhq1024");
 }

@@ -22,7 +22,7 @@ use hyperstyle::editing::{
     factor_range, sample_offsets, Editor, GanSpace, GanSpaceEdit, InterFaceGanDirection, CARS_EDITS,
 };
 use hyperstyle::image_ops::pool;
-use hyperstyle::io::{collect_image_files, images_to_tensor, load_image, save_image, side_by_side, tensor_to_images};
+use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, WeightStore};
 use hyperstyle::{load_inversion, Domain, HyperStyle, HyperStyleConfig};
 use hyperstyle_testing::{error_stats, fixtures_dir, pattern_store, to_vec, Fixture};
@@ -342,16 +342,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         edit.labels().join(" | ")
     );
 
-    let mut images = Vec::new();
-    let (files, skipped) = collect_image_files(&inputs);
+    let (images, skipped) = load_images(&inputs);
     for message in skipped {
         eprintln!("skipping {message}");
-    }
-    for path in files {
-        match load_image(&path) {
-            Ok(image) => images.push((path, image)),
-            Err(e) => eprintln!("skipping {e}"),
-        }
     }
     if images.is_empty() && args.inversion.is_empty() {
         return Err("no input images given".into());

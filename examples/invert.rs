@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use hyperstyle::backend::Default as B;
-use hyperstyle::io::{collect_image_files, images_to_tensor, load_image, save_image, side_by_side, tensor_to_images};
+use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
 use hyperstyle::saved::{add_inversion, TensorFile};
 use hyperstyle::stylegan2::WeightStore;
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion, OffsetPrecision};
@@ -101,16 +101,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Load every image first: a bad file is reported and skipped, the others go on.
-    let mut images = Vec::new();
-    let (files, skipped) = collect_image_files(&inputs);
+    let (images, skipped) = load_images(&inputs);
     for message in skipped {
         eprintln!("skipping {message}");
-    }
-    for path in files {
-        match load_image(&path) {
-            Ok(image) => images.push((path, image)),
-            Err(e) => eprintln!("skipping {e}"),
-        }
     }
     let bar = ProgressBar::new((images.len() * n_iters) as u64);
     bar.set_style(ProgressStyle::with_template(

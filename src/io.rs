@@ -84,6 +84,20 @@ pub fn collect_image_files(inputs: &[std::path::PathBuf]) -> (Vec<std::path::Pat
     (files, skipped)
 }
 
+/// [`collect_image_files`] then [`load_image`] on each: the images that load, and a message for
+/// every input skipped (a folder that cannot be read, a non-image file, a bad image).
+pub fn load_images(inputs: &[std::path::PathBuf]) -> (Vec<(std::path::PathBuf, RgbImage)>, Vec<String>) {
+    let (files, mut skipped) = collect_image_files(inputs);
+    let mut images = Vec::with_capacity(files.len());
+    for path in files {
+        match load_image(&path) {
+            Ok(image) => images.push((path, image)),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    (images, skipped)
+}
+
 /// Resizes to `(height, width)` with Pillow's bilinear filter (no-op at that size) and
 /// normalises like `ToTensor` + `Normalize(0.5, 0.5)`: `(v/255 − 0.5)/0.5` in float32.
 /// Returns `[3, height, width]` values, channel-major.

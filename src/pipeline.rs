@@ -16,6 +16,19 @@ use crate::image_ops::{crop_rows, pool};
 /// Per-layer weight offsets: one entry per generator layer, `None` where untouched.
 pub type Offsets<B> = Vec<Option<Tensor<B, 5>>>;
 
+/// Adds one step's offsets to the running sum (upstream sums them over iterations; a layer
+/// without offsets stays `None`).
+pub fn accumulate_offsets<B: Backend>(accumulated: Option<Offsets<B>>, step: Offsets<B>) -> Offsets<B> {
+    match accumulated {
+        None => step,
+        Some(sum) => sum
+            .into_iter()
+            .zip(step)
+            .map(|(a, o)| a.zip(o).map(|(a, o)| a + o))
+            .collect(),
+    }
+}
+
 /// What a HyperStyle model is: taken from the checkpoint's `opts`, overridable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HyperStyleConfig {
@@ -220,14 +233,7 @@ impl<B: Backend> HyperStyle<B> {
         accumulated: Option<Offsets<B>>,
     ) -> Result<(Offsets<B>, Step<B>)> {
         let offsets = self.hypernet.forward(images, reconstruction)?;
-        let offsets: Offsets<B> = match accumulated {
-            None => offsets,
-            Some(acc) => acc
-                .into_iter()
-                .zip(offsets)
-                .map(|(a, o)| a.zip(o).map(|(a, o)| a + o))
-                .collect(),
-        };
+        let offsets = accumulate_offsets(accumulated, offsets);
         let image = self.generator.synthesis(latents, &Noise::Stored, Some(&offsets))?;
         Ok((offsets, self.step_output(image)))
     }

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use hyperstyle::backend::Cpu;
 use hyperstyle::hypernet::{HypernetConfig, Hypernetwork};
 use hyperstyle::image_ops::{crop_rows, pool};
+use hyperstyle::pipeline::accumulate_offsets;
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise};
 use hyperstyle_testing::{assert_close, check_all_delta_stats, pattern_store, Fixture};
 
@@ -51,14 +52,7 @@ fn hypernet_parity(config: &str) {
         if step == 0 {
             check_all_delta_stats(golden, "_step0", &offsets);
         }
-        accumulated = Some(match accumulated {
-            None => offsets,
-            Some(acc) => acc
-                .into_iter()
-                .zip(offsets)
-                .map(|(a, o)| a.zip(o).map(|(a, o)| a + o))
-                .collect(),
-        });
+        accumulated = Some(accumulate_offsets(accumulated, offsets));
         let image = generator
             .synthesis(w_codes.clone(), &Noise::Stored, accumulated.as_deref())
             .unwrap();

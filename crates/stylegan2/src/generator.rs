@@ -143,14 +143,14 @@ impl<B: Backend> Generator<B> {
     }
 
     /// Mapping network: z `[batch, 512]` → w `[batch, 512]`.
-    pub fn map(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn mapping(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
         self.mapping.forward(z)
     }
 
     /// Mean of `n` mapped standard-normal z: `[1, 512]` (rosinality `mean_latent`).
     pub fn mean_latent(&self, n: usize, device: &B::Device) -> Tensor<B, 2> {
         let z = Tensor::random([n, self.config.style_dim], Distribution::Normal(0.0, 1.0), device);
-        self.map(z).mean_dim(0)
+        self.mapping(z).mean_dim(0)
     }
 
     /// One w per sample repeated over all W+ rows: `[batch, 512]` → `[batch, n_latent, 512]`.
@@ -179,7 +179,7 @@ impl<B: Backend> Generator<B> {
                 let w = if options.input_is_latent {
                     s.clone()
                 } else {
-                    self.map(s.clone())
+                    self.mapping(s.clone())
                 };
                 match &options.truncation {
                     Some((psi, target)) if *psi < 1.0 => target.clone() + (w - target.clone()).mul_scalar(*psi),

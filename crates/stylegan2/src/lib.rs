@@ -13,7 +13,7 @@
 //! # fn main() -> Result<(), hyperstyle_stylegan2::Error> {
 //! let device = Default::default();
 //! let generator = Generator::<Flex>::from_file("stylegan2-ffhq-config-f.safetensors", &GeneratorConfig::ffhq_1024(), &device)?;
-//! let w = generator.map(burn::tensor::Tensor::random([1, 512], burn::tensor::Distribution::Normal(0.0, 1.0), &device));
+//! let w = generator.mapping(burn::tensor::Tensor::random([1, 512], burn::tensor::Distribution::Normal(0.0, 1.0), &device));
 //! let image = generator.synthesis(generator.broadcast_latent(w), &Noise::Stored, None)?; // [1, 3, 1024, 1024]
 //! # Ok(()) }
 //! ```

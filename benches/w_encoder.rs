@@ -1,4 +1,5 @@
-//! W-encoder forward on the CPU: one 256×256 image (IR-SE-50 + pooled EqualLinear, 32.8 GMAC,
+//! W-encoder forward on the default backend (the CPU unless `--features cuda` or `wgpu`): one
+//! 256×256 image (IR-SE-50 + pooled EqualLinear, 32.8 GMAC,
 //! REFERENCE §12.2), fixture pattern weights.
 //!
 //! `cargo bench --bench w_encoder`
@@ -7,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hyperstyle::backend::Cpu;
+use hyperstyle::backend::Default as B;
 use hyperstyle_encoders::WEncoder;
 use hyperstyle_testing::{pattern_store, Fixture};
 
@@ -16,9 +17,9 @@ fn w_encoder_forward(c: &mut Criterion) {
     let fixture = Fixture::load("ffhq256");
     let n_styles = fixture.manifest.meta_usize("n_styles");
     let store = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
-    let encoder = WEncoder::<Cpu>::load(&store.scope("encoder."), n_styles, &device).unwrap();
-    let image = fixture.golden.tensor::<Cpu, 4>("input", &device).narrow(0, 0, 1);
-    c.bench_function("w_encoder/256x256/batch1/cpu", |b| {
+    let encoder = WEncoder::<B>::load(&store.scope("encoder."), n_styles, &device).unwrap();
+    let image = fixture.golden.tensor::<B, 4>("input", &device).narrow(0, 0, 1);
+    c.bench_function("w_encoder/256x256/batch1", |b| {
         // Reading the data back waits for the whole forward pass on any backend.
         b.iter(|| black_box(encoder.forward(image.clone()).unwrap().into_data()))
     });

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
 use weights_convert::{convert_file, inspect_file, ConvertOptions, DType, Inventory, Kind};
 
@@ -31,8 +32,8 @@ struct Cli {
     list: bool,
 
     /// Record this checkpoint kind instead of the detected one.
-    #[arg(long, value_enum)]
-    kind: Option<KindArg>,
+    #[arg(long, value_parser = kind_parser())]
+    kind: Option<Kind>,
 
     /// Cast floating-point tensors (f16/bf16/f32/f64) to this type; integer tensors are kept.
     #[arg(long, value_enum)]
@@ -45,37 +46,13 @@ const EXAMPLES: &str = "Examples:
   weights-convert age.pt age.safetensors --kind direction
   weights-convert --list hyperstyle_ffhq.pt";
 
-/// `--kind` values (the names the `kind` metadata entry uses).
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum KindArg {
-    /// HyperStyle model (state_dict with hypernet.* keys).
-    Hyperstyle,
-    /// W-encoder (state_dict with encoder.linear.weight).
-    WEncoder,
-    /// ReStyle-e4e (state_dict with encoder.styles.*).
-    Restyle,
-    /// rosinality StyleGAN2 generator (g_ema).
-    Stylegan2,
-    /// InterFaceGAN edit direction (a bare tensor).
-    Direction,
-    /// GANSpace PCA (mean, comp, std).
-    Ganspace,
+/// `--kind` accepts the names of `Kind::ALL` (those of the `kind` metadata entry) and lists them
+/// in `--help`.
+fn kind_parser() -> impl TypedValueParser<Value = Kind> {
+    PossibleValuesParser::new(Kind::ALL.map(Kind::name))
+        .map(|name| name.parse::<Kind>().expect("only names of Kind::ALL get through"))
 }
 
-impl From<KindArg> for Kind {
-    fn from(k: KindArg) -> Self {
-        match k {
-            KindArg::Hyperstyle => Kind::Hyperstyle,
-            KindArg::WEncoder => Kind::WEncoder,
-            KindArg::Restyle => Kind::Restyle,
-            KindArg::Stylegan2 => Kind::Stylegan2,
-            KindArg::Direction => Kind::Direction,
-            KindArg::Ganspace => Kind::Ganspace,
-        }
-    }
-}
-
-/// `--dtype` values.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DTypeArg {
     /// 32-bit float.
@@ -133,7 +110,7 @@ fn run(cli: &Cli) -> weights_convert::Result<()> {
         ));
     };
     let options = ConvertOptions {
-        kind: cli.kind.map(Kind::from),
+        kind: cli.kind,
         dtype: cli.dtype.map(DType::from),
     };
     let s = convert_file(&cli.input, output, &options)?;

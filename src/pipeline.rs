@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use hyperstyle_encoders::{LatentAverage, WEncoder};
 use hyperstyle_hypernet::{HypernetConfig, Hypernetwork, DEFAULT_LAYERS_TO_TUNE};
-use hyperstyle_stylegan2::{Generator, GeneratorConfig, Noise, WeightStore};
+use hyperstyle_stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightStore};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Domain;
@@ -184,6 +184,12 @@ impl<B: Backend> HyperStyle<B> {
     /// The generator (for editing with the inversion's latents and offsets).
     pub fn generator(&self) -> &Generator<B> {
         &self.generator
+    }
+
+    /// Chooses how the generator runs its per-sample convolutions (see [`ConvStrategy`]); the
+    /// result is the same up to float rounding, the speed depends on the backend and batch.
+    pub fn set_conv_strategy(&mut self, strategy: ConvStrategy) {
+        self.generator.set_conv_strategy(strategy);
     }
 
     /// The hypernetwork.

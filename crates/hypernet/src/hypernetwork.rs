@@ -73,7 +73,8 @@ impl<B: Backend> Hypernetwork<B> {
 
     /// One refinement step's offsets from the input image and the current reconstruction,
     /// both `[batch, 3, h, w]` normalised to [−1, 1] (256×256; cars 192×256). Returns one entry
-    /// per generator layer: `None` where the layer is not tuned, else `[batch, out, in, k, k]`.
+    /// per generator layer: `None` where the layer is not tuned, else `[batch, out, in, k, k]` (shared
+    /// refinement blocks) or `[batch, out, in, 1, 1]` (the others: one factor for every tap).
     pub fn forward(&self, image: Tensor<B, 4>, reconstruction: Tensor<B, 4>) -> Result<Vec<Option<Tensor<B, 5>>>> {
         if image.dims() != reconstruction.dims() {
             return Err(Error::InvalidInput(format!(

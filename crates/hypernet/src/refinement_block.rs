@@ -50,7 +50,7 @@ impl<B: Backend> HyperRefinementBlock<B> {
 /// Predicts one generator layer's offset directly from the backbone features.
 ///
 /// 3×3 layers: three stride-2 convs (512→256, 256→256, 256→512) to 2×2, average pool, a 1×1
-/// conv to `in·out` channels: one factor per (out, in) filter pair, repeated over the 3×3 taps.
+/// conv to `in·out` channels: one factor per (out, in) filter pair, the same on every 3×3 tap.
 /// ToRGB layers: four stride-2 convs to 1×1 and a 1×1 conv to `3·in` channels.
 #[derive(Module, Debug)]
 pub struct RefinementBlock<B: Backend> {
@@ -84,7 +84,9 @@ impl<B: Backend> RefinementBlock<B> {
         })
     }
 
-    /// features: `[batch, 512, h, w]` → offset `[batch, out, in, k, k]`.
+    /// features: `[batch, 512, h, w]` → offset `[batch, out, in, 1, 1]`: one factor per filter
+    /// pair, which the generator applies to every tap (upstream repeats it over the `k×k` taps;
+    /// keeping it compact saves `k²` times the memory and traffic).
     pub fn forward(&self, features: Tensor<B, 4>) -> Tensor<B, 5> {
         let x = refinement_convs::forward(&self.convs, features);
         let [batch, c, h, w] = x.dims();
@@ -95,8 +97,8 @@ impl<B: Backend> RefinementBlock<B> {
             x.mean_dim(3).mean_dim(2).reshape([batch, c])
         };
         let y = pooled.matmul(self.output_weight.val()) + self.output_bias.val().unsqueeze_dim(0);
-        let [k, cin, cout] = self.shape;
+        let [_, cin, cout] = self.shape;
         // Channel c = o·in + i.
-        y.reshape([batch, cout, cin, 1, 1]).repeat_dim(3, k).repeat_dim(4, k)
+        y.reshape([batch, cout, cin, 1, 1])
     }
 }

@@ -9,13 +9,15 @@ use burn::tensor::Distribution;
 use crate::config::GeneratorConfig;
 use crate::error::{Error, Result};
 use crate::mapping::MappingNetwork;
+use crate::modulated_conv::ConvStrategy;
 use crate::noise::Noise;
 use crate::styled_conv::{StyledConv, ToRgb};
 use crate::weights::{WeightStore, Weights};
 
 /// Per-sample multiplicative weight offsets, one entry per modulated layer in the order of
 /// [`GeneratorConfig::layers`] (26 at 1024): `None` leaves a layer as is, a tensor
-/// `[batch or 1, out, in, k, k]` makes that layer use `W·(1 + Δ)` before modulation.
+/// `[batch or 1, out, in, k, k]` makes that layer use `W·(1 + Δ)` before modulation. An offset
+/// that is the same on every tap may be given as `[batch or 1, out, in, 1, 1]`.
 pub type WeightOffsets<B> = [Option<Tensor<B, 5>>];
 
 /// Key prefixes under which converted checkpoints keep a generator, tried in this order by
@@ -37,6 +39,8 @@ pub struct Generator<B: Backend> {
     noises: Vec<Param<Tensor<B, 4>>>,
     #[module(skip)]
     config: GeneratorConfig,
+    #[module(skip)]
+    conv_strategy: ConvStrategy,
 }
 
 /// Options of [`Generator::generate`], rosinality's `Generator.forward` arguments.
@@ -119,6 +123,7 @@ impl<B: Backend> Generator<B> {
             to_rgbs,
             noises,
             config: config.clone(),
+            conv_strategy: ConvStrategy::default(),
         };
         weights.check_all_used()?;
         Ok(generator)
@@ -135,6 +140,17 @@ impl<B: Backend> Generator<B> {
                 key: "conv1.conv.weight (under any generator prefix)".into(),
             })?;
         Self::load(&store.scope(prefix), config, device)
+    }
+
+    /// How layers whose samples have their own kernels run their convolutions.
+    pub fn conv_strategy(&self) -> ConvStrategy {
+        self.conv_strategy
+    }
+
+    /// Chooses how layers whose samples have their own kernels (weight offsets, batch 1) run
+    /// their convolutions. The result is the same up to float rounding; the speed is not.
+    pub fn set_conv_strategy(&mut self, strategy: ConvStrategy) {
+        self.conv_strategy = strategy;
     }
 
     /// The configuration.
@@ -234,15 +250,17 @@ impl<B: Backend> Generator<B> {
         let noises = self.noise_images(noise, batch)?;
         let row = |i: usize| latents.clone().narrow(1, i, 1).reshape([batch, dim]);
         let offset = |j: usize| offsets.and_then(|o| o[j].clone());
+        let strategy = self.conv_strategy;
 
         let mut h = self.constant.val().repeat_dim(0, batch);
-        h = self.conv1.forward(h, row(0), noises[0].clone(), offset(0))?;
-        let mut skip = self.to_rgb1.forward(h.clone(), row(1), None, offset(1))?;
+        h = self.conv1.forward(h, row(0), noises[0].clone(), offset(0), strategy)?;
+        let mut skip = self.to_rgb1.forward(h.clone(), row(1), None, offset(1), strategy)?;
         for (k, to_rgb) in self.to_rgbs.iter().enumerate() {
             let (i, t) = (2 * k + 1, 2 + 3 * k);
-            h = self.convs[2 * k].forward(h, row(i), noises[2 * k + 1].clone(), offset(t))?;
-            h = self.convs[2 * k + 1].forward(h, row(i + 1), noises[2 * k + 2].clone(), offset(t + 1))?;
-            skip = to_rgb.forward(h.clone(), row(i + 2), Some(skip), offset(t + 2))?;
+            let (up, conv) = (&self.convs[2 * k], &self.convs[2 * k + 1]);
+            h = up.forward(h, row(i), noises[2 * k + 1].clone(), offset(t), strategy)?;
+            h = conv.forward(h, row(i + 1), noises[2 * k + 2].clone(), offset(t + 1), strategy)?;
+            skip = to_rgb.forward(h.clone(), row(i + 2), Some(skip), offset(t + 2), strategy)?;
         }
         Ok(skip)
     }

@@ -33,5 +33,6 @@ pub use config::{GeneratorConfig, LayerKind, LayerSpec};
 pub use equal_linear::EqualLinear;
 pub use error::{Error, Result};
 pub use generator::{GenerateOptions, Generator, WeightOffsets, GENERATOR_PREFIXES};
+pub use modulated_conv::ConvStrategy;
 pub use noise::Noise;
 pub use weights::{WeightStore, Weights};

@@ -2,8 +2,8 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::module::{conv2d, conv_transpose2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::{conv2d, conv_transpose2d, unfold4d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode, UnfoldOptions};
 
 use crate::equal_linear::EqualLinear;
 use crate::error::{Error, Result};
@@ -13,6 +13,23 @@ use crate::weights::Weights;
 /// Epsilon inside the demodulation rsqrt.
 const DEMOD_EPS: f32 = 1e-8;
 
+/// How a modulated conv runs when every sample has its own kernel (weight offsets, or batch 1).
+///
+/// Both give the same function up to float rounding; which is faster depends on the backend and
+/// the batch size (BENCHMARKS.md). Grouped convolutions are never used: on GPUs they are an order
+/// of magnitude slower than either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvStrategy {
+    /// One dense convolution per sample with that sample's kernel (the default).
+    #[default]
+    PerSample,
+    /// The whole batch in one batched matrix product: the padded input is unfolded into
+    /// `[batch, in·k², h·w]` columns and multiplied by the `[batch, out, in·k²]` kernels. Needs
+    /// `k²` times the input's memory for the columns. Up-sampling (transposed) convs keep
+    /// [`ConvStrategy::PerSample`].
+    BatchedGemm,
+}
+
 /// `ModulatedConv2d(in, out, k, style_dim, demodulate, upsample)` of rosinality's StyleGAN2.
 ///
 /// Per sample `b` with style `s_b = modulation(w_b)` and optional offset `Δ_b`:
@@ -21,12 +38,16 @@ const DEMOD_EPS: f32 = 1e-8;
 ///
 /// Without offsets all samples share `W`, so the modulation is moved onto the activations (scale
 /// the input by `s`, one batched conv, scale the output by the demodulation factors) — the same
-/// function with one dense conv for the whole batch. With offsets each sample gets its own
-/// kernel and its own dense conv; grouped convs are avoided (they are far slower on GPUs).
+/// function with one dense conv for the whole batch. With offsets the kernels of the whole batch
+/// are prepared in one pass of tensor ops, then convolved as [`ConvStrategy`] says.
+///
+/// An offset is either per tap, `[batch or 1, out, in, k, k]`, or per filter pair,
+/// `[batch or 1, out, in, 1, 1]` (the same factor on every tap, what HyperStyle's non-shared
+/// refinement blocks predict); the latter is broadcast over the taps, never materialised.
 #[derive(Module, Debug)]
 pub struct ModulatedConv2d<B: Backend> {
-    /// `scale · weight` with the leading 1 dropped: `[out, in, k, k]`.
-    weight: Param<Tensor<B, 4>>,
+    /// `scale · weight` with the leading 1 kept for broadcasting: `[1, out, in, k, k]`.
+    weight: Param<Tensor<B, 5>>,
     /// `Σ_taps (scale·weight)²`: `[out, in]`, the demodulation of the shared-weight path.
     weight_sq: Tensor<B, 2>,
     modulation: EqualLinear<B>,
@@ -51,15 +72,15 @@ impl<B: Backend> ModulatedConv2d<B> {
         let scale = (1.0 / ((in_channels * kernel * kernel) as f64).sqrt()) as f32;
         let raw = weights.values("weight", &[1, out_channels, in_channels, kernel, kernel])?;
         let scaled: Vec<f32> = raw.into_iter().map(|v| v * scale).collect();
-        let weight = Tensor::<B, 4>::from_data(
-            TensorData::new(scaled, [out_channels, in_channels, kernel, kernel]),
+        let weight = Tensor::<B, 5>::from_data(
+            TensorData::new(scaled, [1, out_channels, in_channels, kernel, kernel]),
             device,
         );
         let weight_sq = weight
             .clone()
             .powi_scalar(2)
+            .sum_dim(4)
             .sum_dim(3)
-            .sum_dim(2)
             .reshape([out_channels, in_channels]);
         let modulation = EqualLinear::load(
             &weights.pp("modulation"),
@@ -85,18 +106,34 @@ impl<B: Backend> ModulatedConv2d<B> {
 
     /// `[out, in, k, k]` of the stored weight.
     pub fn weight_dims(&self) -> [usize; 4] {
-        self.weight.dims()
+        let [_, cout, cin, k, _] = self.weight.dims();
+        [cout, cin, k, k]
     }
 
     /// x: `[batch, in, h, w]`, style: `[batch, style_dim]`, offset: `[batch or 1, out, in, k, k]`
-    /// → `[batch, out, h', w']` (`h' = 2h` when up-sampling).
-    pub fn forward(&self, x: Tensor<B, 4>, style: Tensor<B, 2>, offset: Option<Tensor<B, 5>>) -> Result<Tensor<B, 4>> {
+    /// or `[batch or 1, out, in, 1, 1]` → `[batch, out, h', w']` (`h' = 2h` when up-sampling).
+    pub fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        style: Tensor<B, 2>,
+        offset: Option<Tensor<B, 5>>,
+        strategy: ConvStrategy,
+    ) -> Result<Tensor<B, 4>> {
         let [batch, cin, _, _] = x.dims();
-        let [cout, win, k, _] = self.weight.dims();
+        let [cout, win, k, _] = self.weight_dims();
         if cin != win {
             return Err(Error::InvalidInput(format!(
                 "modulated conv expects {win} input channels, got {cin}"
             )));
+        }
+        if let Some(offset) = &offset {
+            let dims = offset.dims();
+            let taps_ok = dims[3..] == [k, k] || dims[3..] == [1, 1];
+            if dims[1..3] != [cout, cin] || !taps_ok || (dims[0] != batch && dims[0] != 1) {
+                return Err(Error::InvalidInput(format!(
+                    "weight offset of shape {dims:?} does not fit a layer of weight [{cout}, {cin}, {k}, {k}] at batch {batch}"
+                )));
+            }
         }
         let s = self.modulation.forward(style);
         let y = match offset {
@@ -104,16 +141,7 @@ impl<B: Backend> ModulatedConv2d<B> {
             // sample modulates the (much smaller) kernel instead, saving two passes over the
             // activations (at 1024² they are 32 M values, the kernel 9 K).
             None if batch > 1 => self.forward_shared(x, s),
-            None => self.forward_per_sample(x, s, None),
-            Some(offset) => {
-                let dims = offset.dims();
-                if dims[1..] != [cout, cin, k, k] || (dims[0] != batch && dims[0] != 1) {
-                    return Err(Error::InvalidInput(format!(
-                        "weight offset of shape {dims:?} does not fit a layer of weight [{cout}, {cin}, {k}, {k}] at batch {batch}"
-                    )));
-                }
-                self.forward_per_sample(x, s, Some(offset))
-            }
+            offset => self.forward_per_sample(x, self.modulated_weights(s, offset), strategy),
         };
         Ok(match &self.blur {
             Some(kernel) => blur(y, kernel),
@@ -138,7 +166,9 @@ impl<B: Backend> ModulatedConv2d<B> {
 
     fn forward_shared(&self, x: Tensor<B, 4>, s: Tensor<B, 2>) -> Tensor<B, 4> {
         let [batch, cin] = s.dims();
-        let y = self.conv(x * s.clone().reshape([batch, cin, 1, 1]), self.weight.val());
+        let [cout, _, k, _] = self.weight_dims();
+        let weight = self.weight.val().reshape([cout, cin, k, k]);
+        let y = self.conv(x * s.clone().reshape([batch, cin, 1, 1]), weight);
         if !self.demodulate {
             return y;
         }
@@ -149,50 +179,65 @@ impl<B: Backend> ModulatedConv2d<B> {
             .add_scalar(DEMOD_EPS)
             .sqrt()
             .recip();
-        let cout = demod.dims()[1];
         y * demod.reshape([batch, cout, 1, 1])
     }
 
-    fn forward_per_sample(&self, x: Tensor<B, 4>, s: Tensor<B, 2>, offset: Option<Tensor<B, 5>>) -> Tensor<B, 4> {
-        let batch = x.dims()[0];
+    /// Convolves each sample with its own kernel. weights: `[batch, out, in, k, k]`.
+    fn forward_per_sample(&self, x: Tensor<B, 4>, weights: Tensor<B, 5>, strategy: ConvStrategy) -> Tensor<B, 4> {
+        let [batch, cout, cin, k, _] = weights.dims();
+        if strategy == ConvStrategy::BatchedGemm && self.blur.is_none() {
+            return batched_gemm_conv(x, weights);
+        }
         let outputs = (0..batch)
             .map(|b| {
-                let delta = offset.as_ref().map(|o| {
-                    // An offset with batch 1 applies to every sample.
-                    let index = if o.dims()[0] == 1 { 0 } else { b };
-                    o.clone().narrow(0, index, 1).squeeze_dim::<4>(0)
-                });
-                let weight = self.modulated_weight(s.clone().narrow(0, b, 1), delta);
+                let weight = weights.clone().narrow(0, b, 1).reshape([cout, cin, k, k]);
                 self.conv(x.clone().narrow(0, b, 1), weight)
             })
             .collect();
         Tensor::cat(outputs, 0)
     }
 
-    /// The kernel one sample convolves with: `scale·W·(1 + Δ)·s`, demodulated (upstream's
-    /// order of operations). s: `[1, in]`, delta: `[out, in, k, k]` → `[out, in, k, k]`.
-    pub fn modulated_weight(&self, s: Tensor<B, 2>, delta: Option<Tensor<B, 4>>) -> Tensor<B, 4> {
-        let cin = s.dims()[1];
+    /// The kernels the samples convolve with: `scale·W·(1 + Δ)·s`, demodulated (upstream's order
+    /// of operations), for the whole batch at once. s: `[batch, in]`, offset as in
+    /// [`Self::forward`] → `[batch, out, in, k, k]`.
+    pub fn modulated_weights(&self, s: Tensor<B, 2>, offset: Option<Tensor<B, 5>>) -> Tensor<B, 5> {
+        let [batch, cin] = s.dims();
         let mut weight = self.weight.val();
-        if let Some(delta) = delta {
-            weight = weight * delta.add_scalar(1.0);
+        if let Some(offset) = offset {
+            weight = weight * offset.add_scalar(1.0);
         }
-        let weight = weight * s.reshape([1, cin, 1, 1]);
+        let weight = weight * s.reshape([batch, 1, cin, 1, 1]);
         if !self.demodulate {
             return weight;
         }
-        let cout = weight.dims()[0];
         let demod = weight
             .clone()
             .powi_scalar(2)
+            .sum_dim(4)
             .sum_dim(3)
             .sum_dim(2)
-            .sum_dim(1)
             .add_scalar(DEMOD_EPS)
             .sqrt()
             .recip();
-        weight * demod.reshape([cout, 1, 1, 1])
+        weight * demod
     }
+}
+
+/// A stride-1, "same"-padded convolution of each sample with its own kernel as one batched
+/// matrix product. x: `[batch, in, h, w]`, weights: `[batch, out, in, k, k]` → `[batch, out, h, w]`.
+fn batched_gemm_conv<B: Backend>(x: Tensor<B, 4>, weights: Tensor<B, 5>) -> Tensor<B, 4> {
+    let [batch, cout, cin, k, _] = weights.dims();
+    let [_, _, h, w] = x.dims();
+    let kernels = weights.reshape([batch, cout, cin * k * k]);
+    let columns = if k == 1 {
+        x.reshape([batch, cin, h * w])
+    } else {
+        // Padding first keeps `unfold4d` on its copy-only path (with padding it runs a conv).
+        let pad = k / 2;
+        let padded = x.pad([(0, 0), (0, 0), (pad, pad), (pad, pad)], PadMode::Constant(0.0));
+        unfold4d(padded, [k, k], UnfoldOptions::new([1, 1], [0, 0], [1, 1]))
+    };
+    kernels.matmul(columns).reshape([batch, cout, h, w])
 }
 
 /// A 4×4 FIR buffer from the checkpoint, or `make_kernel(taps)·4` where the file has none.

@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use crate::equal_linear::scaled_leaky_relu;
 use crate::error::Result;
-use crate::modulated_conv::{load_fir, ModulatedConv2d};
+use crate::modulated_conv::{load_fir, ConvStrategy, ModulatedConv2d};
 use crate::upfirdn::{upsample_2x, FirKernel};
 use crate::weights::Weights;
 
@@ -45,15 +45,17 @@ impl<B: Backend> StyledConv<B> {
         })
     }
 
-    /// x: `[batch, in, h, w]`, style: `[batch, style_dim]`, noise: `[batch or 1, 1, h', w']`.
+    /// x: `[batch, in, h, w]`, style: `[batch, style_dim]`, noise: `[batch or 1, 1, h', w']`,
+    /// offset as in [`ModulatedConv2d::forward`].
     pub fn forward(
         &self,
         x: Tensor<B, 4>,
         style: Tensor<B, 2>,
         noise: Tensor<B, 4>,
         offset: Option<Tensor<B, 5>>,
+        strategy: ConvStrategy,
     ) -> Result<Tensor<B, 4>> {
-        let y = self.conv.forward(x, style, offset)?;
+        let y = self.conv.forward(x, style, offset, strategy)?;
         let y = y + noise * self.noise_weight.val().reshape([1, 1, 1, 1]);
         let c = self.activate_bias.dims()[0];
         Ok(scaled_leaky_relu(y + self.activate_bias.val().reshape([1, c, 1, 1])))
@@ -96,8 +98,9 @@ impl<B: Backend> ToRgb<B> {
         style: Tensor<B, 2>,
         skip: Option<Tensor<B, 4>>,
         offset: Option<Tensor<B, 5>>,
+        strategy: ConvStrategy,
     ) -> Result<Tensor<B, 4>> {
-        let out = self.conv.forward(x, style, offset)? + self.bias.val();
+        let out = self.conv.forward(x, style, offset, strategy)? + self.bias.val();
         Ok(match (skip, &self.upsample) {
             (Some(skip), Some(kernel)) => out + upsample_2x(skip, kernel),
             _ => out,

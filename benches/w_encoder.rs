@@ -2,15 +2,15 @@
 //! 256×256 image (IR-SE-50 + pooled EqualLinear, 32.8 GMAC,
 //! REFERENCE §12.2), fixture pattern weights.
 //!
-//! `cargo bench --bench w_encoder`
+//! `cargo bench --bench w_encoder` (batch sizes from `HYPERSTYLE_BENCH_BATCHES`, default 1).
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hyperstyle::backend::Default as B;
 use hyperstyle_encoders::WEncoder;
-use hyperstyle_testing::{pattern_store, Fixture};
+use hyperstyle_testing::{bench_batches, pattern_store, Fixture};
 
 fn w_encoder_forward(c: &mut Criterion) {
     let device = Default::default();
@@ -19,10 +19,16 @@ fn w_encoder_forward(c: &mut Criterion) {
     let store = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
     let encoder = WEncoder::<B>::load(&store.scope("encoder."), n_styles, &device).unwrap();
     let image = fixture.golden.tensor::<B, 4>("input", &device).narrow(0, 0, 1);
-    c.bench_function("w_encoder/256x256/batch1", |b| {
-        // Reading the data back waits for the whole forward pass on any backend.
-        b.iter(|| black_box(encoder.forward(image.clone()).unwrap().into_data()))
-    });
+    let mut group = c.benchmark_group("w_encoder");
+    for batch in bench_batches() {
+        group.throughput(Throughput::Elements(batch as u64));
+        let images = image.clone().repeat_dim(0, batch);
+        group.bench_function(format!("256x256/batch{batch}"), |b| {
+            // Reading the data back waits for the whole forward pass on any backend.
+            b.iter(|| black_box(encoder.forward(images.clone()).unwrap().into_data()))
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {

@@ -6,7 +6,7 @@
 //! ReStyle-e4e's `restyle_codes` is checked through the library's ReStyle iteration in
 //! `end_to_end_parity.rs`.
 
-use hyperstyle::backend::Cpu;
+use hyperstyle::backend::Default as B;
 use hyperstyle_encoders::{LatentAverage, WEncoder};
 use hyperstyle_testing::{assert_close, pattern_store, Fixture};
 
@@ -23,7 +23,7 @@ fn w_encoder_parity(config: &str) {
     let fixture = Fixture::load(config);
     let n_styles = fixture.manifest.meta_usize("n_styles");
     let store = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
-    let encoder = WEncoder::<Cpu>::load(&store.scope("encoder."), n_styles, &device).unwrap();
+    let encoder = WEncoder::<B>::load(&store.scope("encoder."), n_styles, &device).unwrap();
     // HyperStyle adds the latent average of its own checkpoint (REFERENCE §7.2), not the one the
     // W-encoder checkpoint carries. With these fixtures the two cannot be told apart: both
     // checkpoints share one salt, so the HyperStyle `(n_styles, 512)` one is the W-encoder's
@@ -31,13 +31,13 @@ fn w_encoder_parity(config: &str) {
     let hyperstyle = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["latent_avg"]);
     let latent_avg = LatentAverage::load(&hyperstyle.root(), "latent_avg", n_styles, &device).unwrap();
     let own = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["latent_avg"]);
-    let own = LatentAverage::<Cpu>::load(&own.root(), "latent_avg", n_styles, &device).unwrap();
+    let own = LatentAverage::<B>::load(&own.root(), "latent_avg", n_styles, &device).unwrap();
     assert_eq!(own.value().dims(), [1, 512]);
     assert_eq!(
         own.codes(1, n_styles).unwrap().into_data(),
         latent_avg.codes(1, n_styles).unwrap().into_data()
     );
-    let input = fixture.golden.tensor::<Cpu, 4>("input", &device);
+    let input = fixture.golden.tensor::<B, 4>("input", &device);
     let w_codes = encoder.w_codes(input, &latent_avg).unwrap();
     assert_close(
         &format!("{config} w_codes"),

@@ -3,11 +3,12 @@
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use hyperstyle::backend::Cpu;
+use hyperstyle::backend;
 use hyperstyle::stylegan2::{GenerateOptions, Generator, GeneratorConfig, Noise};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
-type B = Cpu;
+/// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
+type B = backend::Default;
 
 fn generator() -> (Generator<B>, Fixture) {
     let fixture = Fixture::load("ffhq256");
@@ -86,7 +87,7 @@ fn forward_options_agree_with_synthesis() {
             .synthesis(generator.broadcast_latent(w1.clone()), &Noise::Stored, None)
             .unwrap(),
     );
-    let image = generator.generate(&[w1.clone()], &latent, None).unwrap();
+    let image = generator.generate(std::slice::from_ref(&w1), &latent, None).unwrap();
     assert_close("input_is_latent", image, (&shape, &expected), 0.0, 0.0);
 
     // Truncation ψ = 0 collapses every w onto the target.
@@ -94,7 +95,7 @@ fn forward_options_agree_with_synthesis() {
         truncation: Some((0.0, w1.clone())),
         ..latent.clone()
     };
-    let image = generator.generate(&[w2.clone()], &truncated, None).unwrap();
+    let image = generator.generate(std::slice::from_ref(&w2), &truncated, None).unwrap();
     assert_close("truncation psi=0", image, (&shape, &expected), 1e-6, 1e-7);
 
     // Style mixing: rows 0..5 from the first style, 5..14 from the second.

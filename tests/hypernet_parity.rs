@@ -4,14 +4,15 @@
 //! statistics after step 0 and after the last step.
 
 use burn::prelude::*;
-use hyperstyle::backend::Cpu;
+use hyperstyle::backend;
 use hyperstyle::hypernet::{HypernetConfig, Hypernetwork};
 use hyperstyle::image_ops::{crop_rows, pool};
 use hyperstyle::pipeline::accumulate_offsets;
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise};
 use hyperstyle_testing::{assert_close, check_all_delta_stats, pattern_store, Fixture};
 
-type B = Cpu;
+/// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
+type B = backend::Default;
 
 // Images: upstream's own float32 run differs from its float64 run on `iter{i}_image_pooled`
 // (ffhq256) by up to 4.7e-5 max-abs and 6.2e-6 mean-abs (values up to ±16): the float32 noise

@@ -1,11 +1,12 @@
 //! Shared by the end-to-end parity tests: the fixture's HyperStyle model and the checks of an
 //! inversion against the upstream goldens.
 
-use hyperstyle::backend::Cpu;
+use hyperstyle::backend;
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion};
 use hyperstyle_testing::{assert_close, check_all_delta_stats, pattern_store, Fixture};
 
-pub type B = Cpu;
+/// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
+pub type B = backend::Default;
 
 // Float32 noise floor (upstream's f32 run against its f64 run, ffhq256): w_codes 1.2e-7 max-abs /
 // 8.3e-9 mean-abs; images 4.7e-5 / 6.2e-6. Unlike the per-network tests, errors here compound

@@ -18,9 +18,31 @@ pub use deltas::{check_all_delta_stats, check_delta_stats};
 pub use golden::Golden;
 pub use manifest::{CheckpointManifest, Manifest, NamedTensor};
 
-/// `tests/fixtures/` of the workspace.
+/// `tests/fixtures/` of the workspace, or the folder named by `HYPERSTYLE_FIXTURES` (for test
+/// and bench binaries run away from the source tree, e.g. on another machine).
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+    match std::env::var_os("HYPERSTYLE_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures"),
+    }
+}
+
+/// Batch sizes the benches measure: `HYPERSTYLE_BENCH_BATCHES` as a comma-separated list
+/// (e.g. `1,4,8` on a GPU), else batch 1 only.
+///
+/// # Panics
+/// If the variable is set but is not a list of positive integers.
+pub fn bench_batches() -> Vec<usize> {
+    match std::env::var("HYPERSTYLE_BENCH_BATCHES") {
+        Ok(list) => list
+            .split(',')
+            .map(|b| match b.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => panic!("HYPERSTYLE_BENCH_BATCHES must be a list like 1,4,8; got {list:?}"),
+            })
+            .collect(),
+        Err(_) => vec![1],
+    }
 }
 
 /// A [`WeightStore`] holding the pattern weights of every key of `checkpoint` that starts with

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use hyperstyle::backend::Default as B;
+use hyperstyle::backend::{set_precision, Default as B, Precision};
 use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
 use hyperstyle::saved::{add_inversion, TensorFile};
-use hyperstyle::stylegan2::WeightStore;
+use hyperstyle::stylegan2::{ConvStrategy, WeightStore};
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion, OffsetPrecision};
 use hyperstyle_testing::{error_stats, fixtures_dir, pattern_store, to_vec, Fixture};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -49,6 +49,14 @@ struct Args {
     /// Store the offsets as f16 (half the size).
     #[arg(long)]
     offsets_f16: bool,
+    /// Float type of every tensor on the device: f32, f16 or bf16. The half types halve the
+    /// memory (and are faster on GPUs with tensor cores) at a small error (BENCHMARKS.md).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
+    /// How per-sample convolutions run: per-sample (dense conv per image) or gemm (one batched
+    /// matrix product); same result, the faster one depends on the backend and batch.
+    #[arg(long, default_value = "per-sample")]
+    conv: ConvStrategy,
     /// Images (PNG, JPEG) or folders of images.
     inputs: Vec<PathBuf>,
 }
@@ -56,8 +64,10 @@ struct Args {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let device = Default::default();
+    // Before the first tensor: the device's precision is fixed by it.
+    set_precision::<B>(&device, args.precision)?;
     let demo = args.model.is_none();
-    let (model, n_iters, inputs, fixture) = if let (Some(model), Some(w_encoder)) = (&args.model, &args.w_encoder) {
+    let (mut model, n_iters, inputs, fixture) = if let (Some(model), Some(w_encoder)) = (&args.model, &args.w_encoder) {
         let config = args.domain.map(HyperStyleConfig::for_domain);
         let model = HyperStyle::<B>::from_files(model, w_encoder, config, &device)?;
         (model, args.iters.unwrap_or(5), args.inputs.clone(), None)
@@ -92,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if inputs.is_empty() {
         return Err("no input images given".into());
     }
+    model.set_conv_strategy(args.conv);
     std::fs::create_dir_all(&args.output)?;
     let size = model.config().domain.input_size();
     let precision = if args.offsets_f16 {

@@ -1,5 +1,14 @@
-//! Concrete Burn backends behind the crate's cargo features. Every network is generic over
-//! `B: Backend`; these aliases are what examples, tests and benches pick.
+//! Concrete Burn backends behind the crate's cargo features, and the float precision a device
+//! computes in. Every network is generic over `B: Backend`; these aliases are what examples,
+//! tests and benches pick.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::backend::{Backend, BackendTypes};
+use burn::tensor::{get_device_settings, set_default_dtypes, DType, Element, FloatDType};
+
+use crate::error::{Error, Result};
 
 /// The CPU backend (burn-flex, SIMD and threads): the default feature `cpu`.
 #[cfg(feature = "cpu")]
@@ -22,3 +31,108 @@ pub type Default = Wgpu;
 /// The fastest enabled backend: CUDA, else wgpu, else the CPU.
 #[cfg(all(feature = "cpu", not(any(feature = "wgpu", feature = "cuda"))))]
 pub type Default = Cpu;
+
+/// The float type a device's tensors are created in (weights, activations, offsets).
+///
+/// Choose it with [`set_precision`] before loading a model on the device. Float32 reproduces
+/// upstream to its own rounding noise; the half types halve memory and, on GPUs with tensor
+/// cores, run faster, at the error stated in BENCHMARKS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// IEEE float32 (the default).
+    #[default]
+    F32,
+    /// IEEE float16: 11-bit significand, largest value 65504.
+    F16,
+    /// bfloat16: float32's range with an 8-bit significand.
+    BF16,
+}
+
+impl Precision {
+    fn dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::F16 => FloatDType::F16,
+            Precision::BF16 => FloatDType::BF16,
+        }
+    }
+
+    /// Unit roundoff (half the distance from 1 to the next value): 2⁻²⁴, 2⁻¹¹, 2⁻⁸.
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            Precision::F32 => 2f64.powi(-24),
+            Precision::F16 => 2f64.powi(-11),
+            Precision::BF16 => 2f64.powi(-8),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::BF16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Precision::F32),
+            "f16" | "float16" | "half" => Ok(Precision::F16),
+            "bf16" | "bfloat16" => Ok(Precision::BF16),
+            _ => Err(format!("unknown precision `{s}` (expected f32, f16 or bf16)")),
+        }
+    }
+}
+
+/// Makes every float tensor later created on `device` use `precision`. Call it before loading a
+/// model there: a device's precision is fixed by its first tensor (Burn's device settings), so a
+/// later call that asks for another precision is an error. Asking for the precision the device
+/// already has is not.
+pub fn set_precision<B: Backend>(device: &B::Device, precision: Precision) -> Result<()> {
+    let int = <<B as BackendTypes>::IntElem as Element>::dtype();
+    match set_default_dtypes::<B>(device, precision.dtype(), int) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            if DType::from(get_device_settings::<B>(device).float_dtype) == DType::from(precision.dtype()) {
+                Ok(())
+            } else {
+                Err(Error::Precision {
+                    precision,
+                    reason: err.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// The precision float tensors on `device` are created in (fixes it to float32 if nothing did
+/// before).
+pub fn precision<B: Backend>(device: &B::Device) -> Option<Precision> {
+    match DType::from(get_device_settings::<B>(device).float_dtype) {
+        DType::F32 => Some(Precision::F32),
+        DType::F16 => Some(Precision::F16),
+        DType::BF16 => Some(Precision::BF16),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_names() {
+        for p in [Precision::F32, Precision::F16, Precision::BF16] {
+            assert_eq!(p.to_string().parse::<Precision>(), Ok(p));
+        }
+        assert_eq!("BFloat16".parse::<Precision>(), Ok(Precision::BF16));
+        assert!("f8".parse::<Precision>().unwrap_err().contains("f32, f16 or bf16"));
+        assert_eq!(Precision::F16.unit_roundoff(), 1.0 / 2048.0);
+    }
+}

@@ -51,6 +51,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The device cannot compute at the requested precision, or its precision was fixed
+    /// already (by an earlier call or by a tensor created on it).
+    #[error("cannot use {precision} on this device: {reason}")]
+    Precision {
+        /// The requested precision.
+        precision: crate::backend::Precision,
+        /// What the backend reported.
+        reason: String,
+    },
     /// A tensor that cannot be turned into an image (wrong rank or channel count).
     #[error("invalid image tensor: {0}")]
     InvalidImageTensor(String),

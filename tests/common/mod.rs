@@ -1,9 +1,12 @@
 //! Shared by the end-to-end parity tests: the fixture's HyperStyle model and the checks of an
-//! inversion against the upstream goldens.
+//! inversion against the upstream goldens, in float32 and in half precision.
 
-use hyperstyle::backend;
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use hyperstyle::backend::{self, set_precision, Precision};
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion};
-use hyperstyle_testing::{assert_close, check_all_delta_stats, pattern_store, Fixture};
+use hyperstyle_testing::{assert_close, check_all_delta_stats, error_stats, pattern_store, to_vec, Fixture};
 
 /// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
 pub type B = backend::Default;
@@ -80,4 +83,71 @@ pub fn check_inversion(name: &str, fixture: &Fixture, inversion: &Inversion<B>) 
         .reshape([b, c, h / k, w / k]);
     assert_close(&format!("{name} {key}"), sub, golden.get(&key), max, mean);
     check_all_delta_stats(golden, "", &inversion.offsets);
+}
+
+// Half precision: the weights and every intermediate are rounded to the half type, so the error
+// against upstream's float32 goldens is proportional to the type's unit roundoff u (2^-11 for
+// f16, 2^-8 for bf16) times the scale of the values. Measured (flex CPU, ffhq256, 3 steps), as
+// multiples of u·max|golden| of each quantity: f16 codes 1.00 max-abs / 0.24 mean-abs, images
+// ≤ 12.9 / 1.45; bf16 codes 1.04 / 0.24, images ≤ 10.8 / 1.44. The two types give the same
+// constants although their u differ 8×, as the model says. The bounds are twice the largest
+// constant, shared by both types.
+const HALF_CODES: (f64, f64) = (2.0, 0.5);
+const HALF_IMAGES: (f64, f64) = (26.0, 2.9);
+
+/// Inverts the ffhq256 golden `input` with every tensor in `precision` (set before loading) and
+/// checks the codes, the W inversion and every step's pooled image against the float32
+/// goldens within the bounds above; prints the errors.
+pub fn check_half_precision_inversion(precision: Precision) {
+    let device = Default::default();
+    set_precision::<B>(&device, precision).unwrap();
+    let fixture = Fixture::load("ffhq256");
+    let model = fixture_model(&fixture);
+    let input = fixture.golden.tensor::<B, 4>("input", &device);
+    let inversion = model.invert(input, fixture.manifest.meta_usize("n_iters")).unwrap();
+    assert_eq!(backend::precision::<B>(&device), Some(precision));
+    // The device's precision is fixed now: asking again for it is fine, for another is an error.
+    set_precision::<B>(&device, precision).unwrap();
+    let err = set_precision::<B>(&device, Precision::F32).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hyperstyle::Error::Precision {
+                precision: Precision::F32,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut checks = vec![
+        ("w_codes".to_string(), to_vec(inversion.latents.clone()).1, HALF_CODES),
+        (
+            "w_inversion_pooled".to_string(),
+            to_vec(inversion.w_inversion.clone()).1,
+            HALF_IMAGES,
+        ),
+    ];
+    for (i, step) in inversion.steps.iter().enumerate() {
+        checks.push((
+            format!("iter{i}_image_pooled"),
+            to_vec(step.pooled.clone()).1,
+            HALF_IMAGES,
+        ));
+    }
+    let u = precision.unit_roundoff();
+    for (key, actual, (max_k, mean_k)) in checks {
+        let stats = error_stats(&actual, fixture.golden.get(&key).1);
+        let scale = u * stats.max_expected;
+        println!(
+            "{precision} {key}: {stats} = {:.2} / {:.2} u·max|golden|",
+            stats.max_abs / scale,
+            stats.mean_abs / scale
+        );
+        assert!(
+            stats.max_abs <= max_k * scale && stats.mean_abs <= mean_k * scale,
+            "{precision} {key}: {stats} exceeds {max_k} / {mean_k} u·max|golden| = {:.3e} / {:.3e}",
+            max_k * scale,
+            mean_k * scale
+        );
+    }
 }

@@ -30,6 +30,19 @@ pub enum ConvStrategy {
     BatchedGemm,
 }
 
+impl std::str::FromStr for ConvStrategy {
+    type Err = String;
+
+    /// `per-sample` or `gemm`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "per-sample" => Ok(ConvStrategy::PerSample),
+            "gemm" => Ok(ConvStrategy::BatchedGemm),
+            _ => Err(format!("unknown conv strategy `{s}` (expected per-sample or gemm)")),
+        }
+    }
+}
+
 /// `ModulatedConv2d(in, out, k, style_dim, demodulate, upsample)` of rosinality's StyleGAN2.
 ///
 /// Per sample `b` with style `s_b = modulation(w_b)` and optional offset `Δ_b`:

@@ -12,16 +12,12 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hyperstyle::backend::Default as B;
 use hyperstyle::stylegan2::ConvStrategy;
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{bench_batches, pattern_store, Manifest};
+use hyperstyle_testing::{bench_batches, hyperstyle_stores, Manifest};
 
 fn bench_inversion(c: &mut Criterion) {
     let device = Default::default();
     let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join("ffhq1024_manifest.json"));
-    let model = pattern_store(
-        manifest.checkpoint("hyperstyle"),
-        &["hypernet.", "decoder.", "latent_avg"],
-    );
-    let w_encoder = pattern_store(manifest.checkpoint("w_encoder"), &["encoder."]);
+    let (model, w_encoder) = hyperstyle_stores(&manifest);
     let mut model = HyperStyle::<B>::load(
         &model,
         &w_encoder,

@@ -20,8 +20,8 @@ use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter, ReS
 use hyperstyle::image_ops::pool;
 use hyperstyle::io::{images_to_tensor, load_image, save_image, side_by_side, tensor_to_images};
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise};
-use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{error_stats, fixtures_dir, pattern_store, to_vec, Fixture};
+use hyperstyle::{HyperStyle, HyperStyleConfig};
+use hyperstyle_testing::{error_stats, fixtures_dir, hyperstyle_stores, pattern_store, to_vec, Fixture};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -67,17 +67,10 @@ struct Args {
 
 /// The demo: the ffhq1024 fixture's four checkpoints with pattern weights.
 fn demo(fixture: &Fixture, device: &Device<B>) -> hyperstyle::Result<(HyperStyle<B>, DomainAdapter<B>)> {
-    let meta = &fixture.manifest.meta;
     let size = fixture.manifest.meta_usize("output_size");
-    let config = HyperStyleConfig {
-        domain: Domain::Faces,
-        output_size: size,
-        layers_to_tune: meta["layers_to_tune"].as_str().unwrap_or_default().into(),
-        encoder_type: "SharedWeightsHyperNetResNet".into(),
-    };
+    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
     let checkpoint = |name| fixture.manifest.checkpoint(name);
-    let hyperstyle = pattern_store(checkpoint("hyperstyle"), &["hypernet.", "decoder.", "latent_avg"]);
-    let w_encoder = pattern_store(checkpoint("w_encoder"), &["encoder."]);
+    let (hyperstyle, w_encoder) = hyperstyle_stores(&fixture.manifest);
     let model = HyperStyle::load(&hyperstyle, &w_encoder, Some(config), device)?;
     let restyle = pattern_store(checkpoint("restyle_e4e"), &["encoder.", "decoder.", "latent_avg"]);
     let restyle = ReStyle::load(&restyle, None, device)?;

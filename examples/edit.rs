@@ -25,7 +25,7 @@ use hyperstyle::image_ops::pool;
 use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, WeightStore};
 use hyperstyle::{load_inversion, Domain, HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{error_stats, fixtures_dir, pattern_store, to_vec, Fixture};
+use hyperstyle_testing::{error_stats, fixtures_dir, hyperstyle_stores, pattern_store, to_vec, Fixture};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -168,18 +168,8 @@ fn demo_fixture(kind: EditKind) -> (&'static str, &'static str) {
 
 /// The fixture's HyperStyle model with pattern weights.
 fn demo_model(fixture: &Fixture, device: &Device<B>) -> hyperstyle::Result<HyperStyle<B>> {
-    let meta = &fixture.manifest.meta;
-    let config = HyperStyleConfig {
-        domain: Domain::from_dataset_type(meta["dataset_type"].as_str().unwrap_or_default()),
-        output_size: fixture.manifest.meta_usize("output_size"),
-        layers_to_tune: meta["layers_to_tune"].as_str().unwrap_or_default().into(),
-        encoder_type: "SharedWeightsHyperNetResNet".into(),
-    };
-    let hyperstyle = pattern_store(
-        fixture.manifest.checkpoint("hyperstyle"),
-        &["hypernet.", "decoder.", "latent_avg"],
-    );
-    let w_encoder = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
+    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
+    let (hyperstyle, w_encoder) = hyperstyle_stores(&fixture.manifest);
     HyperStyle::load(&hyperstyle, &w_encoder, Some(config), device)
 }
 

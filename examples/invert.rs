@@ -14,9 +14,9 @@ use clap::Parser;
 use hyperstyle::backend::{set_precision, Default as B, Precision};
 use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
 use hyperstyle::saved::{add_inversion, TensorFile};
-use hyperstyle::stylegan2::{ConvStrategy, WeightStore};
+use hyperstyle::stylegan2::ConvStrategy;
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion, OffsetPrecision};
-use hyperstyle_testing::{error_stats, fixtures_dir, pattern_store, to_vec, Fixture};
+use hyperstyle_testing::{error_stats, fixtures_dir, hyperstyle_stores, to_vec, Fixture};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -74,18 +74,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!("No --model given: running the bundled demo (256×256 test model with pattern weights).");
         let fixture = Fixture::load("ffhq256");
-        let meta = &fixture.manifest.meta;
-        let config = HyperStyleConfig {
-            domain: Domain::Faces,
-            output_size: 256,
-            layers_to_tune: meta["layers_to_tune"].as_str().unwrap_or_default().into(),
-            encoder_type: "SharedWeightsHyperNetResNet".into(),
-        };
-        let hyperstyle: WeightStore = pattern_store(
-            fixture.manifest.checkpoint("hyperstyle"),
-            &["hypernet.", "decoder.", "latent_avg"],
-        );
-        let w_encoder = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
+        let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
+        let (hyperstyle, w_encoder) = hyperstyle_stores(&fixture.manifest);
         let model = HyperStyle::<B>::load(&hyperstyle, &w_encoder, Some(config), &device)?;
         let inputs = if args.inputs.is_empty() {
             vec![fixtures_dir().join("images/astronaut.png")]

@@ -17,8 +17,8 @@ use burn::prelude::*;
 use clap::Parser;
 use hyperstyle::backend::{set_precision, Default as B, Precision};
 use hyperstyle::stylegan2::ConvStrategy;
-use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{error_stats, pattern_store, to_vec, Fixture};
+use hyperstyle::{HyperStyle, HyperStyleConfig};
+use hyperstyle_testing::{error_stats, hyperstyle_stores, to_vec, Fixture};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time the HyperStyle inversion per batch size and check it against the upstream goldens")]
@@ -54,19 +54,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     set_precision::<B>(&device, args.precision)?;
     let fixture = Fixture::load(&args.config);
-    let meta = &fixture.manifest.meta;
-    let config = HyperStyleConfig {
-        domain: Domain::from_dataset_type(meta["dataset_type"].as_str().unwrap_or_default()),
-        output_size: fixture.manifest.meta_usize("output_size"),
-        layers_to_tune: meta["layers_to_tune"].as_str().unwrap_or_default().into(),
-        encoder_type: "SharedWeightsHyperNetResNet".into(),
-    };
+    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
     let load = Instant::now();
-    let model = pattern_store(
-        fixture.manifest.checkpoint("hyperstyle"),
-        &["hypernet.", "decoder.", "latent_avg"],
-    );
-    let w_encoder = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
+    let (model, w_encoder) = hyperstyle_stores(&fixture.manifest);
     let mut model = HyperStyle::<B>::load(&model, &w_encoder, Some(config), &device)?;
     drop(w_encoder);
     model.set_conv_strategy(args.conv);

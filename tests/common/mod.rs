@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 use hyperstyle::backend::{self, set_precision, Precision};
-use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion};
-use hyperstyle_testing::{assert_close, check_all_delta_stats, error_stats, pattern_store, to_vec, Fixture};
+use hyperstyle::{HyperStyle, HyperStyleConfig, Inversion};
+use hyperstyle_testing::{assert_close, check_all_delta_stats, error_stats, hyperstyle_stores, to_vec, Fixture};
 
 /// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
 pub type B = backend::Default;
@@ -20,18 +20,9 @@ const IMAGES: (f64, f64) = (2.5e-4, 3e-5);
 
 /// The fixture's HyperStyle model (pattern weights rebuilt from the manifest).
 pub fn fixture_model(fixture: &Fixture) -> HyperStyle<B> {
-    let meta = &fixture.manifest.meta;
-    let model = pattern_store(
-        fixture.manifest.checkpoint("hyperstyle"),
-        &["hypernet.", "decoder.", "latent_avg"],
-    );
-    let w_encoder = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
-    let config = HyperStyleConfig {
-        domain: Domain::from_dataset_type(meta["dataset_type"].as_str().unwrap()),
-        output_size: fixture.manifest.meta_usize("output_size"),
-        layers_to_tune: meta["layers_to_tune"].as_str().unwrap().into(),
-        encoder_type: "SharedWeightsHyperNetResNet".into(),
-    };
+    // The manifest's meta holds upstream's opts fields (dataset_type, output_size, layers_to_tune).
+    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
+    let (model, w_encoder) = hyperstyle_stores(&fixture.manifest);
     HyperStyle::load(&model, &w_encoder, Some(config), &Default::default()).unwrap()
 }
 

@@ -27,6 +27,18 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
+/// The pattern-weight stores of a fixture's HyperStyle checkpoint (`hypernet.`, `decoder.`,
+/// `latent_avg`) and W-encoder checkpoint (`encoder.`), as `HyperStyle::load` takes them.
+pub fn hyperstyle_stores(manifest: &Manifest) -> (WeightStore, WeightStore) {
+    (
+        pattern_store(
+            manifest.checkpoint("hyperstyle"),
+            &["hypernet.", "decoder.", "latent_avg"],
+        ),
+        pattern_store(manifest.checkpoint("w_encoder"), &["encoder."]),
+    )
+}
+
 /// Batch sizes the benches measure: `HYPERSTYLE_BENCH_BATCHES` as a comma-separated list
 /// (e.g. `1,4,8` on a GPU), else batch 1 only.
 ///

@@ -124,6 +124,28 @@ impl StorageTable {
         }
     }
 
+    /// Checks the fields both persistent-id layouts share — `tag` is `'storage'`, a known storage
+    /// type, a string key, an element count — and declares the root storage: a whole-storage
+    /// reference to it (`base` 0).
+    fn declare_pid(&mut self, pid: &Value, [tag, storage_type, key, numel]: [&Value; 4]) -> Result<StorageRef> {
+        if tag.as_str() != Some("storage") {
+            return Err(malformed_pid(pid, "a storage reference"));
+        }
+        let dtype = storage_dtype(storage_type, pid)?;
+        let key: Rc<str> = key
+            .as_str()
+            .ok_or_else(|| malformed_pid(pid, "keyed by a string"))?
+            .into();
+        let numel = count(numel, pid)?;
+        self.declare(&key, dtype, numel)?;
+        Ok(StorageRef {
+            key,
+            dtype,
+            numel,
+            base: 0,
+        })
+    }
+
     fn intern(&mut self, storage: StorageRef) -> Value {
         let id: Rc<str> = Rc::from(format!("{}@{}+{}", storage.key, storage.base, storage.numel));
         let rc = self.seen.entry(id).or_insert_with(|| Rc::new(storage)).clone();
@@ -209,22 +231,8 @@ fn read_zip<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
         let [tag, storage_type, key, _location, numel] = &parts[..] else {
             return Err(malformed_pid(pid, "('storage', type, key, location, numel)"));
         };
-        if tag.as_str() != Some("storage") {
-            return Err(malformed_pid(pid, "a storage reference"));
-        }
-        let dtype = storage_dtype(storage_type, pid)?;
-        let key: Rc<str> = key
-            .as_str()
-            .ok_or_else(|| malformed_pid(pid, "keyed by a string"))?
-            .into();
-        let numel = count(numel, pid)?;
-        table.declare(&key, dtype, numel)?;
-        Ok(table.intern(StorageRef {
-            key,
-            dtype,
-            numel,
-            base: 0,
-        }))
+        let storage = table.declare_pid(pid, [tag, storage_type, key, numel])?;
+        Ok(table.intern(storage))
     };
     let (root, _) = pickle::unpickle(pkl.as_slice(), 0, &mut arena, &mut persistent)?;
 
@@ -297,35 +305,20 @@ fn read_legacy<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
         let [tag, storage_type, key, _location, numel, view] = &parts[..] else {
             return Err(malformed_pid(pid, "('storage', type, key, location, numel, view)"));
         };
-        if tag.as_str() != Some("storage") {
-            return Err(malformed_pid(pid, "a storage reference"));
-        }
-        let dtype = storage_dtype(storage_type, pid)?;
-        let key: Rc<str> = key
-            .as_str()
-            .ok_or_else(|| malformed_pid(pid, "keyed by a string"))?
-            .into();
-        let numel = count(numel, pid)?;
-        table.declare(&key, dtype, numel)?;
+        let root = table.declare_pid(pid, [tag, storage_type, key, numel])?;
         let storage = match view {
-            Value::None => StorageRef {
-                key,
-                dtype,
-                numel,
-                base: 0,
-            },
+            Value::None => root,
             Value::Tuple(v) => match &v[..] {
                 [_view_key, offset, size] => {
                     let base = count(offset, pid)?;
                     let size = count(size, pid)?;
-                    if base.checked_add(size).is_none_or(|end| end > numel) {
+                    if base.checked_add(size).is_none_or(|end| end > root.numel) {
                         return Err(malformed_pid(pid, "a storage view inside its storage"));
                     }
                     StorageRef {
-                        key,
-                        dtype,
                         numel: size,
                         base,
+                        ..root
                     }
                 }
                 _ => return Err(malformed_pid(pid, "a storage view (key, offset, size)")),

@@ -44,5 +44,8 @@ pub use error::{Error, Result};
 pub use ir_se50::IrSe50;
 pub use latent_avg::LatentAverage;
 pub use resnet34::ResNet34;
-pub use restyle_e4e::{EncoderType, ProgressiveBackboneEncoder, ReStyleEncoder, ResNetProgressiveBackboneEncoder};
+pub use restyle_e4e::{
+    Backbone, EncoderType, ProgressiveBackboneEncoder, ProgressiveEncoder, ReStyleEncoder,
+    ResNetProgressiveBackboneEncoder,
+};
 pub use w_encoder::WEncoder;

@@ -101,19 +101,55 @@ impl<B: Backend> ProgressiveStyles<B> {
     }
 }
 
-/// `ProgressiveBackboneEncoder(50, 'ir_se', n_styles)`: IR-SE-50 with `input_nc` input channels
-/// and `n_styles` map2style heads.
+/// A backbone the progressive heads read: its final `[batch, 512, ≤16, ≤16]` feature map.
+pub trait Backbone<B: Backend>: Module<B> + Sized {
+    /// Loads the backbone's keys from `weights` for `input_nc` input channels.
+    fn load(weights: &Weights, input_nc: usize, device: &B::Device) -> Result<Self>;
+    /// x: `[batch, input_nc, h, w]` → features `[batch, 512, h/16, w/16]`.
+    fn features(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>>;
+}
+
+impl<B: Backend> Backbone<B> for IrSe50<B> {
+    fn load(weights: &Weights, input_nc: usize, device: &B::Device) -> Result<Self> {
+        IrSe50::load(weights, input_nc, device)
+    }
+
+    fn features(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
+        self.forward(x)
+    }
+}
+
+impl<B: Backend> Backbone<B> for ResNet34<B> {
+    fn load(weights: &Weights, input_nc: usize, device: &B::Device) -> Result<Self> {
+        ResNet34::load(weights, input_nc, device)
+    }
+
+    fn features(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
+        self.forward(x)
+    }
+}
+
+/// A backbone and `n_styles` map2style heads combined progressively: ReStyle-e4e's encoder
+/// classes differ only by the backbone.
 #[derive(Module, Debug)]
-pub struct ProgressiveBackboneEncoder<B: Backend> {
-    backbone: IrSe50<B>,
+pub struct ProgressiveEncoder<B: Backend, N> {
+    backbone: N,
     styles: ProgressiveStyles<B>,
 }
 
-impl<B: Backend> ProgressiveBackboneEncoder<B> {
-    /// Loads `input_layer.*`, `body.*`, `styles.*`; other keys under `weights` are an error.
+/// `ProgressiveBackboneEncoder(50, 'ir_se', n_styles)`: IR-SE-50 with `input_nc` input channels
+/// (keys `input_layer.*`, `body.*`, `styles.*`).
+pub type ProgressiveBackboneEncoder<B> = ProgressiveEncoder<B, IrSe50<B>>;
+
+/// `ResNetProgressiveBackboneEncoder(n_styles)`: the ResNet-34 backbone (keys `conv1`, `bn1`,
+/// `relu`, `body.*`, as in the hypernetwork) with the same heads.
+pub type ResNetProgressiveBackboneEncoder<B> = ProgressiveEncoder<B, ResNet34<B>>;
+
+impl<B: Backend, N: Backbone<B>> ProgressiveEncoder<B, N> {
+    /// Loads the backbone and `styles.*`; other keys under `weights` are an error.
     pub fn load(weights: &Weights, input_nc: usize, n_styles: usize, device: &B::Device) -> Result<Self> {
         let encoder = Self {
-            backbone: IrSe50::load(weights, input_nc, device)?,
+            backbone: N::load(weights, input_nc, device)?,
             styles: ProgressiveStyles::load(weights, n_styles, device)?,
         };
         weights.check_all_used()?;
@@ -123,32 +159,7 @@ impl<B: Backend> ProgressiveBackboneEncoder<B> {
     /// x: `[batch, input_nc, h ≤ 256, w ≤ 256]` → codes `[batch, n_styles, 512]` (before the
     /// caller adds `latent_avg` or the previous iteration's codes).
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 3>> {
-        self.styles.forward(self.backbone.forward(x)?)
-    }
-}
-
-/// `ResNetProgressiveBackboneEncoder(n_styles)`: the ResNet-34 backbone (keys `conv1`, `bn1`,
-/// `relu`, `body.*`, as in the hypernetwork) with the same heads.
-#[derive(Module, Debug)]
-pub struct ResNetProgressiveBackboneEncoder<B: Backend> {
-    backbone: ResNet34<B>,
-    styles: ProgressiveStyles<B>,
-}
-
-impl<B: Backend> ResNetProgressiveBackboneEncoder<B> {
-    /// Loads `conv1.*`, `bn1.*`, `relu.*`, `body.*`, `styles.*`; other keys are an error.
-    pub fn load(weights: &Weights, input_nc: usize, n_styles: usize, device: &B::Device) -> Result<Self> {
-        let encoder = Self {
-            backbone: ResNet34::load(weights, input_nc, device)?,
-            styles: ProgressiveStyles::load(weights, n_styles, device)?,
-        };
-        weights.check_all_used()?;
-        Ok(encoder)
-    }
-
-    /// x: `[batch, input_nc, h ≤ 256, w ≤ 256]` → codes `[batch, n_styles, 512]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 3>> {
-        self.styles.forward(self.backbone.forward(x)?)
+        self.styles.forward(self.backbone.features(x)?)
     }
 }
 

@@ -24,7 +24,7 @@ use hyperstyle_testing::{error_stats, hyperstyle_stores, to_vec, Fixture};
 #[command(about = "Time the HyperStyle inversion per batch size and check it against the upstream goldens")]
 struct Args {
     /// Fixture model: ffhq1024, cars512 or ffhq256.
-    #[arg(long, default_value = "ffhq1024")]
+    #[arg(long, default_value = "ffhq1024", value_parser = ["ffhq1024", "cars512", "ffhq256"])]
     config: String,
     /// Batch sizes to time, comma-separated.
     #[arg(long, default_value = "1", value_delimiter = ',')]
@@ -48,8 +48,8 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.batches.contains(&0) || args.runs == 0 {
-        return Err("batch sizes and --runs must be positive".into());
+    if args.batches.contains(&0) || args.runs == 0 || args.iters == 0 {
+        return Err("batch sizes, --iters and --runs must be positive".into());
     }
     let device = Default::default();
     set_precision::<B>(&device, args.precision)?;

@@ -58,14 +58,14 @@ pub struct RefinementBlock<B: Backend> {
     /// The output 1×1 conv as a matrix: `[512, in·out]`.
     output_weight: Param<Tensor<B, 2>>,
     output_bias: Param<Tensor<B, 1>>,
-    /// `(k, in, out)` of the generator layer.
-    shape: [usize; 3],
+    /// `(in, out)` channels of the generator layer.
+    channels: [usize; 2],
 }
 
 impl<B: Backend> RefinementBlock<B> {
     /// Loads the block for generator layer `layer`: `convs.*` and `output.{1|0}.*`.
     pub fn load(weights: &Weights, layer: usize, device: &B::Device) -> Result<Self> {
-        let (k, cin, cout) = layer_shape(layer);
+        let (_, cin, cout) = layer_shape(layer);
         let to_rgb = is_to_rgb(layer);
         let mut layers = vec![(FEATURES, 256, 2), (256, 256, 2)];
         if to_rgb {
@@ -80,7 +80,7 @@ impl<B: Backend> RefinementBlock<B> {
             convs: refinement_convs::load(&weights.pp("convs"), &layers, device)?,
             output_weight: Param::from_tensor(weight.reshape([n, FEATURES]).transpose()),
             output_bias: Param::from_tensor(output.tensor("bias", [n], device)?),
-            shape: [k, cin, cout],
+            channels: [cin, cout],
         })
     }
 
@@ -97,7 +97,7 @@ impl<B: Backend> RefinementBlock<B> {
             x.mean_dim(3).mean_dim(2).reshape([batch, c])
         };
         let y = pooled.matmul(self.output_weight.val()) + self.output_bias.val().unsqueeze_dim(0);
-        let [_, cin, cout] = self.shape;
+        let [cin, cout] = self.channels;
         // Channel c = o·in + i.
         y.reshape([batch, cout, cin, 1, 1])
     }

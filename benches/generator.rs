@@ -8,14 +8,14 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hyperstyle::backend::Default as B;
-use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, LayerKind, Noise};
-use hyperstyle_testing::{bench_batches, pattern_store, Manifest};
+use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::demo::Demo;
+use hyperstyle::stylegan2::{ConvStrategy, Generator, LayerKind, Noise, WeightOffsets};
+use hyperstyle_testing::bench_batches;
 
-fn generator(config: &str, size: usize, device: &<B as burn::tensor::backend::BackendTypes>::Device) -> Generator<B> {
-    let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join(format!("{config}_manifest.json")));
-    let store = pattern_store(manifest.checkpoint("hyperstyle"), &["decoder."]);
-    Generator::load(&store.scope("decoder."), &GeneratorConfig::new(size), device).expect("fixture generator")
+fn generator(config: &str, device: &<B as burn::tensor::backend::BackendTypes>::Device) -> Generator<B> {
+    let demo = Demo::load(config).expect("demo data");
+    demo.generator(device).expect("demo generator")
 }
 
 fn bench_generator(c: &mut Criterion) {
@@ -23,7 +23,7 @@ fn bench_generator(c: &mut Criterion) {
     let mut group = c.benchmark_group("generator");
     group.sample_size(10);
     for (config, size) in [("ffhq256", 256), ("ffhq1024", 1024)] {
-        let mut generator = generator(config, size, &device);
+        let mut generator = generator(config, &device);
         let n_latent = generator.config().n_latent();
         for batch in bench_batches() {
             group.throughput(Throughput::Elements(batch as u64));
@@ -35,7 +35,7 @@ fn bench_generator(c: &mut Criterion) {
                     image
                 })
             });
-            let offsets: Vec<Option<Tensor<B, 5>>> = generator
+            let offsets: WeightOffsets<B> = generator
                 .config()
                 .layers()
                 .iter()

@@ -9,23 +9,24 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hyperstyle::backend::Default as B;
+use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::demo::Demo;
 use hyperstyle::stylegan2::ConvStrategy;
 use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{bench_batches, hyperstyle_stores, Manifest};
+use hyperstyle_testing::bench_batches;
 
 fn bench_inversion(c: &mut Criterion) {
     let device = Default::default();
-    let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join("ffhq1024_manifest.json"));
-    let (model, w_encoder) = hyperstyle_stores(&manifest);
-    let mut model = HyperStyle::<B>::load(
-        &model,
-        &w_encoder,
-        Some(HyperStyleConfig::for_domain(Domain::Faces)),
-        &device,
-    )
-    .expect("fixture model");
-    drop(w_encoder);
+    let demo = Demo::load("ffhq1024").expect("demo data");
+    let mut model = HyperStyle::<B>::builder()
+        .model_weights(
+            demo.weights("hyperstyle", &["hypernet.", "decoder.", "latent_avg"])
+                .unwrap(),
+        )
+        .w_encoder_weights(demo.weights("w_encoder", &["encoder."]).unwrap())
+        .config(HyperStyleConfig::for_domain(Domain::Faces))
+        .load(&device)
+        .expect("demo model");
     let mut group = c.benchmark_group("ffhq1024");
     group.sample_size(10);
     for batch in bench_batches() {

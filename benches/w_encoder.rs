@@ -1,6 +1,6 @@
 //! W-encoder forward on the default backend (the CPU unless `--features cuda` or `wgpu`): one
 //! 256×256 image (IR-SE-50 + pooled EqualLinear, 32.8 GMAC,
-//! REFERENCE §12.2), fixture pattern weights.
+//! docs/ARCHITECTURE.md §5.2), fixture pattern weights.
 //!
 //! `cargo bench --bench w_encoder` (batch sizes from `HYPERSTYLE_BENCH_BATCHES`, default 1).
 
@@ -8,15 +8,15 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hyperstyle::backend::Default as B;
+use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle_encoders::WEncoder;
 use hyperstyle_testing::{bench_batches, pattern_store, Fixture};
 
 fn w_encoder_forward(c: &mut Criterion) {
     let device = Default::default();
     let fixture = Fixture::load("ffhq256");
-    let n_styles = fixture.manifest.meta_usize("n_styles");
-    let store = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
+    let n_styles = fixture.manifest.meta_usize("n_styles").unwrap();
+    let store = pattern_store(fixture.manifest.checkpoint("w_encoder").unwrap(), &["encoder."]);
     let encoder = WEncoder::<B>::load(&store.scope("encoder."), n_styles, &device).unwrap();
     let image = fixture.golden.tensor::<B, 4>("input", &device).narrow(0, 0, 1);
     let mut group = c.benchmark_group("w_encoder");

@@ -1,5 +1,5 @@
 //! Domain adaptation: a photo's HyperStyle offsets and ReStyle-e4e codes rendered by a
-//! fine-tuned generator (Toonify, Pixar, Sketch, Disney princess; REFERENCE §9).
+//! fine-tuned generator (Toonify, Pixar, Sketch, Disney princess; docs/ARCHITECTURE.md §9).
 //!
 //! ```text
 //! cargo run --release --example domain_adapt                 # bundled 1024 demo (a minute or two on a CPU)
@@ -10,19 +10,22 @@
 //! Each input gets `NAME_adapted.png`: input | HyperStyle inversion | adapted. All four models
 //! are converted from the upstream `.pt` files with `weights-convert`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
-use hyperstyle::backend::Default as B;
-use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter, ReStyle};
+use common::{load_images, progress_bar, report, side_by_side, BoxError, Failures, OutputNames};
+use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::demo::Demo;
+use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter};
 use hyperstyle::image_ops::pool;
-use hyperstyle::io::{images_to_tensor, load_image, save_image, side_by_side, tensor_to_images};
-use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise};
-use hyperstyle::{HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{error_stats, fixtures_dir, hyperstyle_stores, pattern_store, to_vec, Fixture};
-use indicatif::{ProgressBar, ProgressStyle};
+use hyperstyle::io::{images_to_tensor, save_image, tensor_to_images};
+use hyperstyle::stylegan2::Noise;
+use hyperstyle::HyperStyle;
+use indicatif::ProgressBar;
 
 #[derive(Parser)]
 #[command(
@@ -46,11 +49,11 @@ struct Args {
     #[arg(long, requires = "model")]
     generator: Option<PathBuf>,
     /// HyperStyle refinement steps (default 2, as upstream's README command).
-    #[arg(long)]
-    iters: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    iters: Option<u64>,
     /// ReStyle-e4e iterations.
-    #[arg(long, default_value_t = 2)]
-    restyle_iters: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    restyle_iters: u64,
     /// Random noise in the fine-tuned generator, as upstream (non-deterministic); default: the
     /// generator's stored noise buffers.
     #[arg(long)]
@@ -65,26 +68,15 @@ struct Args {
     inputs: Vec<PathBuf>,
 }
 
-/// The demo: the ffhq1024 fixture's four checkpoints with pattern weights.
-fn demo(fixture: &Fixture, device: &Device<B>) -> hyperstyle::Result<(HyperStyle<B>, DomainAdapter<B>)> {
-    let size = fixture.manifest.meta_usize("output_size");
-    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
-    let checkpoint = |name| fixture.manifest.checkpoint(name);
-    let (hyperstyle, w_encoder) = hyperstyle_stores(&fixture.manifest);
-    let model = HyperStyle::load(&hyperstyle, &w_encoder, Some(config), device)?;
-    let restyle = pattern_store(checkpoint("restyle_e4e"), &["encoder.", "decoder.", "latent_avg"]);
-    let restyle = ReStyle::load(&restyle, None, device)?;
-    let toon = pattern_store(checkpoint("toon_generator"), &[""]);
-    let toon = Generator::load(&toon.root(), &GeneratorConfig::new(size), device)?;
-    Ok((model, DomainAdapter::new(restyle, toon)?))
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let device = Default::default();
-    let (model, adapter, fixture) = match (&args.model, &args.w_encoder, &args.restyle, &args.generator) {
+    let (model, adapter, demo) = match (&args.model, &args.w_encoder, &args.restyle, &args.generator) {
         (Some(model), Some(w_encoder), Some(restyle), Some(generator)) => {
-            let model = HyperStyle::<B>::from_files(model, w_encoder, None, &device)?;
+            let model = HyperStyle::<B>::builder()
+                .model_file(model)
+                .w_encoder_file(w_encoder)
+                .load(&device)?;
             (model, DomainAdapter::from_files(restyle, generator, &device)?, None)
         }
         _ => {
@@ -92,23 +84,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "No models given: running the bundled demo (1024×1024 test models with pattern weights: HyperStyle, \
                  ReStyle-e4e and a fine-tuned \"toon\" generator). On a CPU this takes a minute or two."
             );
-            let fixture = Fixture::load("ffhq1024");
-            let (model, adapter) = demo(&fixture, &device)?;
-            (model, adapter, Some(fixture))
+            let demo = Demo::load("ffhq1024")?;
+            (demo.hyperstyle(&device)?, demo.domain_adapter(&device)?, Some(demo))
         }
     };
     let mut inputs = args.inputs.clone();
+    if let (Some(demo), true) = (&demo, inputs.is_empty()) {
+        inputs.push(demo.photo("astronaut.png"));
+    }
     if inputs.is_empty() {
-        if fixture.is_none() {
-            return Err("no input images given".into());
-        }
-        inputs.push(fixtures_dir().join("images/astronaut.png"));
+        return Err("no input images given".into());
     }
     let options = AdaptOptions {
-        hyperstyle_iters: args
-            .iters
-            .unwrap_or_else(|| fixture.as_ref().map_or(2, |f| f.manifest.meta_usize("n_iters"))),
-        restyle_iters: args.restyle_iters,
+        hyperstyle_iters: match (args.iters, &demo) {
+            (Some(n), _) => n as usize,
+            (None, Some(demo)) => demo.n_iters()?,
+            (None, None) => 2,
+        },
+        restyle_iters: args.restyle_iters as usize,
         noise: if args.random_noise {
             B::seed(&device, args.seed);
             Noise::Random
@@ -124,110 +117,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if args.random_noise { "random" } else { "stored" }
     );
     std::fs::create_dir_all(&args.output)?;
-    let size = model.config().domain.input_size();
+    let size = model.input_size();
+    let mut failures = Failures::default();
+    let images = load_images(&inputs, &mut failures);
     let passes = options.restyle_iters + options.hyperstyle_iters + 1;
-    let bar = ProgressBar::new((inputs.len() * passes) as u64);
-    bar.set_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} iterations {elapsed_precise} {msg}",
-    )?);
-    let mut failures = 0;
-    for path in &inputs {
+    let bar = progress_bar(images.len() * passes, "iterations")?;
+    let mut names = OutputNames::default();
+    for (path, image) in images {
         let start = Instant::now();
-        let result = (|| -> Result<PathBuf, Box<dyn std::error::Error>> {
-            let image = load_image(path)?;
+        let name = names.name(&path);
+        let result = (|| -> Result<PathBuf, BoxError> {
             let batch = images_to_tensor::<B>(std::slice::from_ref(&image), size, &device);
             let adapted = adapter.adapt(&model, batch, &options, |_| bar.inc(1))?;
             bar.inc(1);
-            if let Some(fixture) = &fixture {
-                report_against_golden(fixture, &adapted, path, &options, &bar);
+            if let Some(demo) = &demo {
+                report_adaptation(demo, &adapted, &path, &options, &bar);
             }
-            let inversion = adapted
-                .inversion
-                .steps
-                .last()
-                .ok_or("no HyperStyle step was run (--iters 0)")?;
             let mut columns = vec![image];
-            columns.extend(tensor_to_images(inversion.image.clone())?);
+            columns.extend(tensor_to_images(adapted.inversion.last_step().image.clone())?);
             columns.extend(tensor_to_images(adapted.image)?);
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let out = args.output.join(format!("{stem}_adapted.png"));
+            let out = args.output.join(format!("{name}_adapted.png"));
             save_image(&side_by_side(&columns), &out)?;
             Ok(out)
         })();
-        match result {
-            Ok(out) => say(
-                &bar,
-                format!(
-                    "{} → {} ({:.1} s)",
-                    path.display(),
-                    out.display(),
-                    start.elapsed().as_secs_f32()
-                ),
-            ),
-            Err(e) => {
-                say(&bar, format!("failed on {}: {e}", path.display()));
-                failures += 1;
-            }
-        }
+        failures.record(&bar, &path, start, result);
     }
     bar.finish();
-    if failures > 0 {
-        return Err(format!("{failures} image(s) failed").into());
-    }
-    Ok(())
+    failures.finish()
 }
 
-/// Demo: the bundled photo is the fixture's input; print how far ReStyle's codes and the adapted
-/// image are from what the upstream implementation computed, where the options are the fixture's
-/// (2 ReStyle iterations; for the image also its HyperStyle steps and stored noise).
-fn report_against_golden(
-    fixture: &Fixture,
-    adapted: &Adaptation<B>,
-    path: &Path,
-    options: &AdaptOptions<B>,
-    bar: &ProgressBar,
-) {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    if !matches!(stem, "astronaut" | "ffhq1024_input0") {
-        say(
-            bar,
-            format!("  ({stem} is not the bundled fixture photo: no upstream reference to compare with)"),
-        );
-        return;
-    }
+/// Demo: how far ReStyle's codes and the adapted image are from what the upstream
+/// implementation computed, where the options are its run's (2 ReStyle iterations; for the image
+/// also its HyperStyle steps and stored noise).
+fn report_adaptation(demo: &Demo, adapted: &Adaptation<B>, path: &Path, options: &AdaptOptions<B>, bar: &ProgressBar) {
     if options.restyle_iters != 2 {
         return;
     }
-    let compare = |what: &str, ours: Vec<f32>, key: &str| {
-        let stats = error_stats(&ours, fixture.golden.get(key).1);
-        say(
-            bar,
-            format!(
-                "  {what:<16} max-abs diff from upstream {:.2e} (mean {:.2e})",
-                stats.max_abs, stats.mean_abs
-            ),
-        );
-    };
-    compare(
+    report(
+        demo,
+        bar,
+        path,
         "ReStyle codes",
-        to_vec(adapted.restyle_latents.clone()).1,
         "restyle_codes",
+        &adapted.restyle_latents,
     );
     let stored_noise = matches!(options.noise, Noise::Stored);
-    if stored_noise && options.hyperstyle_iters == fixture.manifest.meta_usize("n_iters") {
-        compare(
-            "adapted image",
-            to_vec(pool(adapted.image.clone(), 256, 256)).1,
-            "domain_adapted_pooled",
-        );
+    if stored_noise && demo.n_iters().ok() == Some(options.hyperstyle_iters) {
+        let pooled = pool(adapted.image.clone(), 256, 256);
+        report(demo, bar, path, "adapted image", "domain_adapted_pooled", &pooled);
     }
-}
-
-/// Prints a line above the progress bar (also when the bar is hidden because stderr is not a
-/// terminal, where `ProgressBar::println` prints nothing).
-fn say(bar: &ProgressBar, line: String) {
-    bar.suspend(|| println!("{line}"));
 }

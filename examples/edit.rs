@@ -12,22 +12,25 @@
 //! Each input gets `NAME_EDIT.png`: input | inversion | one column per edit. Models, directions
 //! and PCA data are converted from the upstream `.pt` files with `weights-convert`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use hyperstyle::backend::Default as B;
-use hyperstyle::editing::{
-    factor_range, sample_offsets, Editor, GanSpace, GanSpaceEdit, InterFaceGanDirection, CARS_EDITS,
-};
+use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, OutputNames};
+use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
+use hyperstyle::core::WeightStore;
+use hyperstyle::demo::Demo;
+use hyperstyle::editing::{factor_range, Editor, GanSpace, GanSpaceEdit, InterFaceGanDirection, CARS_EDITS};
 use hyperstyle::image_ops::pool;
-use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
-use hyperstyle::stylegan2::{Generator, GeneratorConfig, WeightStore};
-use hyperstyle::{load_inversion, Domain, HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{error_stats, fixtures_dir, hyperstyle_stores, pattern_store, to_vec, Fixture};
+use hyperstyle::io::{save_image, tensor_to_images};
+use hyperstyle::stylegan2::{Generator, GeneratorConfig, WeightOffsets};
+use hyperstyle::{Domain, HyperStyle, SavedInversion};
 use image::RgbImage;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +48,9 @@ struct Args {
     /// Converted W-encoder checkpoint (.safetensors), needed to invert images.
     #[arg(long, requires = "model")]
     w_encoder: Option<PathBuf>,
+    /// Domain, overriding the checkpoint's: faces, cars or wild.
+    #[arg(long)]
+    domain: Option<Domain>,
     /// The edit.
     #[arg(long, value_enum, default_value_t = EditKind::Age)]
     edit: EditKind,
@@ -63,20 +69,17 @@ struct Args {
     #[arg(long, allow_hyphen_values = true, conflicts_with = "factor_range")]
     factor: Option<f32>,
     /// Upstream's --factor_range R: factors −R, …, R−1 (Python's range; +R excluded). Default 5.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     factor_range: Option<u32>,
     /// Refinement steps of the inversion (default 3, as upstream's editing commands).
-    #[arg(long)]
-    iters: Option<usize>,
-    /// Domain, overriding the checkpoint's: faces, cars or wild.
-    #[arg(long, value_parser = Domain::from_name)]
-    domain: Option<Domain>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    iters: Option<u64>,
     /// Saved inversions (`invert --save-tensors` output) to edit; no inversion is run for them.
     #[arg(long)]
     inversion: Vec<PathBuf>,
     /// Images per generator call (memory: ~0.5 GB per 1024² image).
-    #[arg(long, default_value_t = 4)]
-    max_batch: usize,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_batch: u64,
     /// Output folder.
     #[arg(long, default_value = "out/edit")]
     output: PathBuf,
@@ -158,49 +161,38 @@ impl Edit {
     }
 }
 
-/// The demo's fixture config and photo for an edit.
-fn demo_fixture(kind: EditKind) -> (&'static str, &'static str) {
+/// The demo configuration and photo for an edit.
+fn demo_config(kind: EditKind) -> (&'static str, &'static str) {
     match kind {
         EditKind::Ganspace => ("cars512", "coffee.png"),
         _ => ("ffhq256", "astronaut.png"),
     }
 }
 
-/// The fixture's HyperStyle model with pattern weights.
-fn demo_model(fixture: &Fixture, device: &Device<B>) -> hyperstyle::Result<HyperStyle<B>> {
-    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
-    let (hyperstyle, w_encoder) = hyperstyle_stores(&fixture.manifest);
-    HyperStyle::load(&hyperstyle, &w_encoder, Some(config), device)
+/// Pattern tensors of the demo (tests/fixtures/README.md: the directions and PCA data upstream's
+/// run used), stored as a converted file holds them: `(key, pattern key, shape, mean, std)`.
+fn demo_tensors(demo: &Demo, tensors: &[(&str, &str, Vec<usize>, f64, f64)]) -> Result<WeightStore, BoxError> {
+    let mut named = Vec::new();
+    for (key, pattern, shape, mean, std) in tensors {
+        let values = demo.extra_pattern(pattern, shape.iter().product(), *mean, *std)?;
+        named.push((key.to_string(), shape.clone(), values));
+    }
+    Ok(WeightStore::from_tensors(named)?)
 }
 
-/// A pattern tensor of the fixture (tests/fixtures/README.md), stored as a converted file holds it.
-fn demo_tensors(fixture: &Fixture, tensors: &[(&str, &str, Vec<usize>, f64, f64)]) -> WeightStore {
-    let checkpoint = fixture.manifest.checkpoint("hyperstyle");
-    WeightStore::from_tensors(tensors.iter().map(|(key, pattern, shape, mean, std)| {
-        let values = checkpoint.extra_pattern(pattern, shape.iter().product(), *mean, *std);
-        (key.to_string(), shape.clone(), values)
-    }))
-    .expect("consistent shapes")
-}
-
-fn load_edit(
-    args: &Args,
-    fixture: Option<&Fixture>,
-    n_styles: usize,
-    device: &Device<B>,
-) -> Result<Edit, Box<dyn std::error::Error>> {
+fn load_edit(args: &Args, demo: Option<&Demo>, n_styles: usize, device: &Device<B>) -> Result<Edit, BoxError> {
     if args.edit == EditKind::Ganspace {
-        let ganspace = match (&args.ganspace, fixture) {
+        let ganspace = match (&args.ganspace, demo) {
             (Some(path), _) => GanSpace::from_file(path, device)?,
-            (None, Some(fixture)) => GanSpace::load(
+            (None, Some(demo)) => GanSpace::load(
                 &demo_tensors(
-                    fixture,
+                    demo,
                     &[
                         ("mean", "ganspace/mean", vec![1, 512], 0.0, 1.0),
                         ("std", "ganspace/std", vec![80], 3.0, 0.5),
                         ("comp", "ganspace/comp", vec![80, 1, 512], 0.0, 0.045),
                     ],
-                ),
+                )?,
                 device,
             )?,
             (None, None) => return Err("--edit ganspace needs --ganspace cars_pca.safetensors".into()),
@@ -219,27 +211,28 @@ fn load_edit(
         return Ok(Edit::GanSpace { ganspace, edits });
     }
     let name = args.edit.name();
-    let direction = match (&args.direction, fixture) {
+    let direction = match (&args.direction, demo) {
         (Some(path), _) => InterFaceGanDirection::from_file(path, device)?,
-        (None, Some(fixture)) => {
+        (None, Some(demo)) => {
             // Upstream's pose direction has one row per W+ row; the demo's has the demo model's.
             let shape = if args.edit == EditKind::Pose {
                 vec![1, n_styles, 512]
             } else {
                 vec![1, 512]
             };
-            let store = demo_tensors(fixture, &[("tensor", &format!("direction/{name}"), shape, 0.0, 0.045)]);
+            let store = demo_tensors(
+                demo,
+                &[(BARE_TENSOR_KEY, &format!("direction/{name}"), shape, 0.0, 0.045)],
+            )?;
             InterFaceGanDirection::load(&store, device)?
         }
         (None, None) => return Err(format!("--edit {name} needs --direction {name}.safetensors").into()),
     };
     let factors = match args.factor {
-        Some(f) => vec![f],
+        Some(f) if f.is_finite() => vec![f],
+        Some(f) => return Err(format!("--factor must be a finite number, got {f}").into()),
         None => factor_range(args.factor_range.unwrap_or(5)),
     };
-    if factors.is_empty() {
-        return Err("--factor-range 0 gives no factors".into());
-    }
     Ok(Edit::InterFaceGan {
         name,
         direction,
@@ -247,57 +240,14 @@ fn load_edit(
     })
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into())
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let device = Default::default();
 
     // The model: HyperStyle to invert images, or only its generator for saved inversions.
-    let fixture = args.model.is_none().then(|| Fixture::load(demo_fixture(args.edit).0));
-    let (model, generator, domain) = match (&args.model, &args.w_encoder, &fixture) {
-        (_, _, Some(fixture)) => {
-            let (config, photo) = demo_fixture(args.edit);
-            let photos = if args.inputs.is_empty() {
-                photo.to_string()
-            } else {
-                "the given images".into()
-            };
-            let on = if args.inversion.is_empty() {
-                photos
-            } else {
-                "the given inversions".into()
-            };
-            println!(
-                "No --model given: running the bundled demo ({config} test model with pattern weights, \
-                 pattern {} data) on {on}.",
-                args.edit.name()
-            );
-            let domain = Domain::from_dataset_type(fixture.manifest.meta["dataset_type"].as_str().unwrap_or_default());
-            if args.inputs.is_empty() && !args.inversion.is_empty() {
-                // Saved inversions only need the generator.
-                let store = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["decoder."]);
-                let config = GeneratorConfig::new(fixture.manifest.meta_usize("output_size"));
-                (
-                    None,
-                    Some(Generator::load(&store.scope("decoder."), &config, &device)?),
-                    domain,
-                )
-            } else {
-                (Some(demo_model(fixture, &device)?), None, domain)
-            }
-        }
-        (Some(model), Some(w_encoder), None) => {
-            let config = args.domain.map(HyperStyleConfig::for_domain);
-            let model = HyperStyle::<B>::from_files(model, w_encoder, config, &device)?;
-            let domain = model.config().domain;
-            (Some(model), None, domain)
-        }
-        (Some(model), None, None) => {
+    let saved_only = args.inputs.is_empty() && !args.inversion.is_empty();
+    let (model, generator, demo) = match (&args.model, &args.w_encoder) {
+        (Some(model), None) => {
             if !args.inputs.is_empty() {
                 return Err("inverting images needs --w-encoder (or pass --inversion files only)".into());
             }
@@ -305,26 +255,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err("nothing to edit: give images or --inversion files".into());
             };
             // The generator's size comes from the saved inversion's config.
-            let config = load_inversion::<B>(first, &device)?.config;
+            let config = SavedInversion::<B>::load(first, &device)?.config;
             let generator = Generator::from_file(model, &GeneratorConfig::new(config.output_size), &device)?;
-            (None, Some(generator), args.domain.unwrap_or(config.domain))
+            (None, Some(generator), None)
         }
-        (None, _, None) => unreachable!("no --model means the demo"),
+        (None, _) if saved_only => {
+            // Saved inversions of the demo only need its generator.
+            let demo = Demo::load(demo_config(args.edit).0)?;
+            println!(
+                "No --model given: the bundled {} demo generator renders the given inversions.",
+                demo.name()
+            );
+            (None, Some(demo.generator(&device)?), Some(demo))
+        }
+        _ => {
+            let model_args = ModelArgs {
+                model: args.model.clone(),
+                w_encoder: args.w_encoder.clone(),
+                domain: args.domain,
+            };
+            let (model, demo) = model_args.load(demo_config(args.edit).0, &device)?;
+            (Some(model), None, demo)
+        }
     };
     let generator = model
         .as_ref()
         .map(HyperStyle::generator)
         .or(generator.as_ref())
-        .expect("a generator");
+        .expect("a model or a generator");
+    let domain = match (&model, &demo) {
+        (Some(model), _) => model.config().domain,
+        (None, Some(demo)) => demo.config()?.domain,
+        (None, None) => args.domain.unwrap_or(Domain::Faces),
+    };
     let n_styles = generator.config().n_latent();
-    let edit = load_edit(&args, fixture.as_ref(), n_styles, &device)?;
-    let editor = Editor::new(generator, domain).with_max_batch(args.max_batch);
-    let n_iters = args
-        .iters
-        .unwrap_or_else(|| fixture.as_ref().map_or(3, |f| f.manifest.meta_usize("n_iters")));
+    let edit = load_edit(&args, demo.as_ref(), n_styles, &device)?;
+    let editor = Editor::new(generator, domain).with_max_batch(args.max_batch as usize);
+    let n_iters = match (args.iters, &demo) {
+        (Some(n), _) => n as usize,
+        (None, Some(demo)) => demo.n_iters()?,
+        (None, None) => 3,
+    };
     let mut inputs = args.inputs.clone();
-    if fixture.is_some() && inputs.is_empty() && args.inversion.is_empty() {
-        inputs.push(fixtures_dir().join("images").join(demo_fixture(args.edit).1));
+    if let (Some(demo), true) = (&demo, inputs.is_empty() && args.inversion.is_empty()) {
+        inputs.push(demo.photo(demo_config(args.edit).1));
     }
     std::fs::create_dir_all(&args.output)?;
     println!(
@@ -332,59 +306,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         edit.labels().join(" | ")
     );
 
-    let (images, skipped) = load_images(&inputs);
-    for message in skipped {
-        eprintln!("skipping {message}");
-    }
-    if images.is_empty() && args.inversion.is_empty() {
-        return Err("no input images given".into());
-    }
+    let mut failures = Failures::default();
+    let images = load_images(&inputs, &mut failures);
     let n_edits = edit.labels().len();
     let total = images.len() * (n_iters + n_edits) + args.inversion.len() * (1 + n_edits);
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} generator/refinement passes {elapsed_precise}",
-    )?);
-    let mut failures = 0;
+    let bar = progress_bar(total, "generator/refinement passes")?;
+    let mut names = OutputNames::default();
 
     // Photos: invert, then edit with the inversion's latents and offsets.
     if let Some(model) = &model {
-        let size = model.config().domain.input_size();
         for (path, image) in &images {
             let start = Instant::now();
-            let result = (|| -> Result<PathBuf, Box<dyn std::error::Error>> {
-                let batch = images_to_tensor::<B>(std::slice::from_ref(image), size, &device);
-                let inversion = model.invert_with_progress(batch, n_iters, |_| bar.inc(1))?;
-                let reconstruction = inversion.steps.last().map(|s| s.image.clone());
-                let reconstruction = reconstruction.ok_or("no refinement step was run (--iters 0)")?;
-                let edits = render(&editor, &edit, inversion.latents, &inversion.offsets, &args, &bar)?;
-                if let Some(fixture) = &fixture {
-                    report_against_golden(fixture, &edit, &edits, path, domain, &bar);
+            let name = names.name(path);
+            let result = (|| -> Result<PathBuf, BoxError> {
+                let inversion =
+                    model.invert_images_with_progress(std::slice::from_ref(image), n_iters, |_| bar.inc(1))?;
+                let reconstruction = inversion.last_step().image.clone();
+                let edits = render(&editor, &edit, inversion.latents, &inversion.offsets, &bar)?;
+                if let Some(demo) = &demo {
+                    report_edits(demo, &edit, &edits, path, domain, &bar);
                 }
-                write_grid(&args, &stem(path), Some(image.clone()), reconstruction, edits)
+                write_grid(&args, &name, Some(image.clone()), reconstruction, edits)
             })();
-            match result {
-                Ok(out) => say(
-                    &bar,
-                    format!(
-                        "{} → {} ({:.1} s)",
-                        path.display(),
-                        out.display(),
-                        start.elapsed().as_secs_f32()
-                    ),
-                ),
-                Err(e) => {
-                    say(&bar, format!("failed on {}: {e}", path.display()));
-                    failures += 1;
-                }
-            }
+            failures.record(&bar, path, start, result);
         }
     }
 
-    // Saved inversions: their latents and offsets are used as they are.
+    // Saved inversions: their latents and offsets are used as they are, sample by sample.
     for path in &args.inversion {
-        let result = (|| -> Result<PathBuf, Box<dyn std::error::Error>> {
-            let saved = load_inversion::<B>(path, &device)?;
+        let name = names.name(path);
+        let result = (|| -> Result<Vec<PathBuf>, BoxError> {
+            let saved = SavedInversion::<B>::load(path, &device)?;
             if saved.config.output_size != generator.config().size {
                 return Err(format!(
                     "saved for a {0}×{0} generator, the model's is {1}×{1}",
@@ -393,45 +345,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .into());
             }
-            let offsets = sample_offsets(&saved.offsets, 0)?;
-            let reconstruction = editor.render(saved.latents.clone(), Some(&offsets))?;
-            bar.inc(1);
-            let edits = render(&editor, &edit, saved.latents, &offsets, &args, &bar)?;
-            write_grid(&args, &stem(path), None, reconstruction, edits)
+            let batch = saved.latents.dims()[0];
+            let mut outputs = Vec::with_capacity(batch);
+            for b in 0..batch {
+                let sample = saved.sample(b)?;
+                let reconstruction = editor.render(sample.latents.clone(), Some(&sample.offsets))?;
+                bar.inc(1);
+                let edits = render(&editor, &edit, sample.latents, &sample.offsets, &bar)?;
+                let sample_name = if batch == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}_{b}")
+                };
+                outputs.push(write_grid(&args, &sample_name, None, reconstruction, edits)?);
+            }
+            Ok(outputs)
         })();
         match result {
-            Ok(out) => say(&bar, format!("{} → {}", path.display(), out.display())),
-            Err(e) => {
-                say(&bar, format!("failed on {}: {e}", path.display()));
-                failures += 1;
+            Ok(outs) => {
+                failures.succeed();
+                for out in outs {
+                    say(&bar, format!("{} → {}", path.display(), out.display()));
+                }
             }
+            Err(e) => failures.fail(Some(&bar), format!("failed on {}: {e}", path.display())),
         }
     }
     bar.finish();
-    if failures > 0 {
-        return Err(format!("{failures} input(s) failed").into());
-    }
-    Ok(())
+    failures.finish()
 }
 
-/// The edits of one inverted image, `max_batch` at a time with progress: `[n_edits, 3, H, W]`.
+/// The edits of one inverted image (the editor renders them `max_batch` at a time):
+/// `[n_edits, 3, H, W]`.
 fn render(
     editor: &Editor<B>,
     edit: &Edit,
     latents: Tensor<B, 3>,
-    offsets: &[Option<Tensor<B, 5>>],
-    args: &Args,
+    offsets: &WeightOffsets<B>,
     bar: &ProgressBar,
 ) -> hyperstyle::Result<Tensor<B, 4>> {
     let edited = edit.apply(latents)?;
     let n = edited.dims()[0];
-    let mut images = Vec::new();
-    for start in (0..n).step_by(args.max_batch.max(1)) {
-        let len = args.max_batch.max(1).min(n - start);
-        images.push(editor.render(edited.clone().narrow(0, start, len), Some(offsets))?);
-        bar.inc(len as u64);
-    }
-    Ok(Tensor::cat(images, 0))
+    let images = editor.render(edited, Some(offsets))?;
+    bar.inc(n as u64);
+    Ok(images)
 }
 
 /// Writes `NAME_EDIT.png`: input (if any) | inversion | edits.
@@ -441,7 +398,7 @@ fn write_grid(
     input: Option<RgbImage>,
     reconstruction: Tensor<B, 4>,
     edits: Tensor<B, 4>,
-) -> Result<PathBuf, Box<dyn std::error::Error>> {
+) -> Result<PathBuf, BoxError> {
     let mut columns: Vec<RgbImage> = input.into_iter().collect();
     columns.extend(tensor_to_images(reconstruction)?);
     columns.extend(tensor_to_images(edits)?);
@@ -450,49 +407,12 @@ fn write_grid(
     Ok(path)
 }
 
-/// Demo: the bundled photo is a fixture input; print how far each edit that upstream also
-/// computed is from its output.
-fn report_against_golden(
-    fixture: &Fixture,
-    edit: &Edit,
-    edits: &Tensor<B, 4>,
-    path: &Path,
-    domain: Domain,
-    bar: &ProgressBar,
-) {
-    let name = stem(path);
-    let names: Vec<&str> = fixture.manifest.meta["images"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    let Some(index) = names.iter().position(|n| *n == name) else {
-        say(
-            bar,
-            format!("  ({name} is not a bundled fixture photo: no upstream reference to compare with)"),
-        );
-        return;
-    };
+/// Demo: how far each edit that upstream also computed is from its output.
+fn report_edits(demo: &Demo, edit: &Edit, edits: &Tensor<B, 4>, path: &Path, domain: Domain, bar: &ProgressBar) {
     let (h, w) = domain.input_size();
     for (i, (label, key)) in edit.labels().iter().zip(edit.golden_keys()).enumerate() {
-        let Some(key) = key.filter(|k| fixture.golden.contains(k)) else {
-            continue;
-        };
-        let (shape, golden) = fixture.golden.get(&key);
-        let per_item = golden.len() / shape[0];
-        let ours = to_vec(pool(edits.clone().narrow(0, i, 1), h, w)).1;
-        let stats = error_stats(&ours, &golden[index * per_item..(index + 1) * per_item]);
-        say(
-            bar,
-            format!(
-                "  {label:<10} max-abs diff from upstream {:.2e} (mean {:.2e})",
-                stats.max_abs, stats.mean_abs
-            ),
-        );
+        if let Some(key) = key.filter(|k| demo.has_reference(k)) {
+            report(demo, bar, path, label, &key, &pool(edits.clone().narrow(0, i, 1), h, w));
+        }
     }
-}
-
-/// Prints a line above the progress bar (also when the bar is hidden because stderr is not a
-/// terminal, where `ProgressBar::println` prints nothing).
-fn say(bar: &ProgressBar, line: String) {
-    bar.suspend(|| println!("{line}"));
 }

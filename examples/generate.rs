@@ -13,10 +13,10 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use clap::Parser;
-use hyperstyle::backend::Default as B;
+use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::demo::Demo;
 use hyperstyle::io::{save_image, tensor_to_images};
 use hyperstyle::stylegan2::{GenerateOptions, Generator, GeneratorConfig, Noise};
-use hyperstyle_testing::{pattern_store, Manifest};
 
 #[derive(Parser)]
 #[command(about = "Generate random images with a StyleGAN2 generator")]
@@ -29,8 +29,8 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     size: usize,
     /// Number of images.
-    #[arg(long, default_value_t = 4)]
-    count: usize,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    count: u64,
     /// Random seed of z (and of the noise with --random-noise).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -38,8 +38,8 @@ struct Args {
     #[arg(long, default_value_t = 0.7)]
     truncation: f32,
     /// Samples of the mapping network averaged for the truncation target.
-    #[arg(long, default_value_t = 4096)]
-    truncation_samples: usize,
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    truncation_samples: u64,
     /// Fresh random noise instead of the checkpoint's stored noise buffers.
     #[arg(long)]
     random_noise: bool,
@@ -55,15 +55,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Generator::from_file(path, &GeneratorConfig::new(args.size), &device)?,
         None => {
             println!("No --model given: using the bundled 256×256 demo generator (pattern weights).");
-            let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join("ffhq256_manifest.json"));
-            let store = pattern_store(manifest.checkpoint("hyperstyle"), &["decoder."]);
-            Generator::load(&store.scope("decoder."), &GeneratorConfig::new(256), &device)?
+            Demo::load("ffhq256")?.generator(&device)?
         }
     };
     std::fs::create_dir_all(&args.output)?;
     B::seed(&device, args.seed);
-    let truncation =
-        (args.truncation < 1.0).then(|| (args.truncation, generator.mean_latent(args.truncation_samples, &device)));
+    let truncation = (args.truncation < 1.0).then(|| {
+        (
+            args.truncation,
+            generator.mean_latent(args.truncation_samples as usize, &device),
+        )
+    });
     let options = GenerateOptions {
         truncation,
         noise: if args.random_noise {

@@ -7,8 +7,9 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use hyperstyle::backend::Cpu as B;
+use hyperstyle::demo::Demo;
 use hyperstyle::hypernet::{HypernetConfig, Hypernetwork};
-use hyperstyle_testing::{pattern_store, Manifest};
+use hyperstyle::stylegan2::GeneratorConfig;
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux only)");
@@ -23,19 +24,14 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batches: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let batches = if batches.is_empty() { vec![1, 8] } else { batches };
     let device = Default::default();
-    let manifest = Manifest::load(hyperstyle_testing::fixtures_dir().join("ffhq1024_manifest.json"));
     let hypernet = {
-        let store = pattern_store(manifest.checkpoint("hyperstyle"), &["hypernet."]);
-        Hypernetwork::<B>::load(
-            &store.scope("hypernet."),
-            &HypernetConfig::default_for(1024).unwrap(),
-            &device,
-        )
-        .unwrap()
+        let store = Demo::load("ffhq1024")?.weights("hyperstyle", &["hypernet."])?;
+        let config = HypernetConfig::new(GeneratorConfig::ffhq_1024());
+        Hypernetwork::<B>::load(&store.scope("hypernet."), &config, &device)?
     };
     println!(
         "weights loaded: resident {:.0} MiB",
@@ -46,7 +42,7 @@ fn main() {
         let reconstruction = image.clone().flip([3]);
         reset_peak();
         let before = status_kib("VmRSS:");
-        let offsets = hypernet.forward(image, reconstruction).unwrap();
+        let offsets = hypernet.forward(image, reconstruction)?;
         let floats: usize = offsets.iter().flatten().map(|t| t.shape().num_elements()).sum();
         let peak = status_kib("VmHWM:");
         println!(
@@ -57,4 +53,5 @@ fn main() {
         );
         drop(offsets);
     }
+    Ok(())
 }

@@ -7,43 +7,35 @@
 //! ```
 //! Models are converted with `weights-convert` from the upstream `.pt` files.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use hyperstyle::backend::{set_precision, Default as B, Precision};
-use hyperstyle::io::{images_to_tensor, load_images, save_image, side_by_side, tensor_to_images};
-use hyperstyle::saved::{add_inversion, TensorFile};
+use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, OutputNames};
+use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
+use hyperstyle::io::{save_image, tensor_to_images};
 use hyperstyle::stylegan2::ConvStrategy;
-use hyperstyle::{Domain, HyperStyle, HyperStyleConfig, Inversion, OffsetPrecision};
-use hyperstyle_testing::{error_stats, fixtures_dir, hyperstyle_stores, to_vec, Fixture};
-use indicatif::{ProgressBar, ProgressStyle};
+use hyperstyle::{HyperStyle, Inversion, OffsetPrecision, SavedInversion};
+use image::RgbImage;
 
 #[derive(Parser)]
 #[command(about = "Invert images into StyleGAN2 with HyperStyle")]
 struct Args {
-    /// Converted HyperStyle checkpoint (.safetensors). Without --model and --w-encoder the bundled
-    /// demo runs: the 256×256 test model (deterministic pattern weights, not a trained model) on a
-    /// bundled public-domain photo, compared with the upstream implementation's output.
-    #[arg(long, requires = "w_encoder")]
-    model: Option<PathBuf>,
-    /// Converted W-encoder checkpoint (.safetensors).
-    #[arg(long, requires = "model")]
-    w_encoder: Option<PathBuf>,
-    /// Refinement steps (default 5; the demo uses its fixture's 3).
-    #[arg(long)]
-    iters: Option<usize>,
-    /// Domain, overriding the checkpoint's: faces, cars or wild.
-    #[arg(long, value_parser = Domain::from_name)]
-    domain: Option<Domain>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Refinement steps (default 5; the demo uses its upstream run's 3).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    iters: Option<u64>,
     /// Images inverted together.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    batch: u64,
     /// Output folder.
     #[arg(long, default_value = "out/invert")]
     output: PathBuf,
-    /// Also write NAME.safetensors per input: latents, each step's raw image (full resolution and
-    /// pooled) and the final offsets.
+    /// Also write NAME.safetensors per input: latents, the final offsets and each step's raw
+    /// image (full resolution and pooled); `edit --inversion` reads it.
     #[arg(long)]
     save_tensors: bool,
     /// Store the offsets as f16 (half the size).
@@ -57,101 +49,88 @@ struct Args {
     /// matrix product); same result, the faster one depends on the backend and batch.
     #[arg(long, default_value = "per-sample")]
     conv: ConvStrategy,
-    /// Images (PNG, JPEG) or folders of images.
+    /// Images (PNG, JPEG) or folders of images. FFHQ-aligned crops for faces.
     inputs: Vec<PathBuf>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let device = Default::default();
     // Before the first tensor: the device's precision is fixed by it.
     set_precision::<B>(&device, args.precision)?;
-    let demo = args.model.is_none();
-    let (mut model, n_iters, inputs, fixture) = if let (Some(model), Some(w_encoder)) = (&args.model, &args.w_encoder) {
-        let config = args.domain.map(HyperStyleConfig::for_domain);
-        let model = HyperStyle::<B>::from_files(model, w_encoder, config, &device)?;
-        (model, args.iters.unwrap_or(5), args.inputs.clone(), None)
-    } else {
-        println!("No --model given: running the bundled demo (256×256 test model with pattern weights).");
-        let fixture = Fixture::load("ffhq256");
-        let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
-        let (hyperstyle, w_encoder) = hyperstyle_stores(&fixture.manifest);
-        let model = HyperStyle::<B>::load(&hyperstyle, &w_encoder, Some(config), &device)?;
-        let inputs = if args.inputs.is_empty() {
-            vec![fixtures_dir().join("images/astronaut.png")]
-        } else {
-            args.inputs.clone()
-        };
-        (
-            model,
-            args.iters.unwrap_or(fixture.manifest.meta_usize("n_iters")),
-            inputs,
-            Some(fixture),
-        )
+    let (mut model, demo) = args.model.load("ffhq256", &device)?;
+    model.set_conv_strategy(args.conv);
+    let n_iters = match (args.iters, &demo) {
+        (Some(n), _) => n as usize,
+        (None, Some(demo)) => demo.n_iters()?,
+        (None, None) => 5,
     };
+    let mut inputs = args.inputs.clone();
+    if let (Some(demo), true) = (&demo, inputs.is_empty()) {
+        inputs.push(demo.photo("astronaut.png"));
+    }
     if inputs.is_empty() {
         return Err("no input images given".into());
     }
-    model.set_conv_strategy(args.conv);
     std::fs::create_dir_all(&args.output)?;
-    let size = model.config().domain.input_size();
-    let precision = if args.offsets_f16 {
-        OffsetPrecision::F16
-    } else {
-        OffsetPrecision::F32
-    };
 
     // Load every image first: a bad file is reported and skipped, the others go on.
-    let (images, skipped) = load_images(&inputs);
-    for message in skipped {
-        eprintln!("skipping {message}");
-    }
-    let bar = ProgressBar::new((images.len() * n_iters) as u64);
-    bar.set_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} steps {elapsed_precise} {msg}",
-    )?);
-    let mut failures = 0;
-    for chunk in images.chunks(args.batch.max(1)) {
+    let mut failures = Failures::default();
+    let images = load_images(&inputs, &mut failures);
+    let mut names = OutputNames::default();
+    let bar = progress_bar(images.len() * n_iters, "steps")?;
+    for chunk in images.chunks(args.batch as usize) {
         let start = Instant::now();
-        let rgb: Vec<_> = chunk.iter().map(|(_, image)| image.clone()).collect();
-        let batch = images_to_tensor::<B>(&rgb, size, &device);
-        let result = model.invert_with_progress(batch, n_iters, |_| bar.inc(chunk.len() as u64));
+        let photos: Vec<RgbImage> = chunk.iter().map(|(_, image)| image.clone()).collect();
+        let result = model.invert_images_with_progress(&photos, n_iters, |_| bar.inc(chunk.len() as u64));
         let inversion = match result {
             Ok(inversion) => inversion,
             Err(e) => {
-                bar.suspend(|| eprintln!("failed on {:?}: {e}", chunk.iter().map(|(p, _)| p).collect::<Vec<_>>()));
-                failures += chunk.len();
+                for (path, _) in chunk {
+                    failures.fail(Some(&bar), format!("failed on {}: {e}", path.display()));
+                }
                 continue;
             }
         };
         let per_image = start.elapsed().as_secs_f32() / chunk.len() as f32;
         for (b, (path, image)) in chunk.iter().enumerate() {
-            match write_outputs(&args, &model, &inversion, b, path, image, precision) {
-                Ok(stem) => bar.suspend(|| {
-                    println!(
-                        "{} → {}/{stem}_* ({per_image:.2} s/image)",
-                        path.display(),
-                        args.output.display()
-                    )
-                }),
-                Err(e) => {
-                    bar.suspend(|| eprintln!("cannot write outputs of {}: {e}", path.display()));
-                    failures += 1;
+            let name = names.name(path);
+            match write_outputs(&args, &model, &inversion, b, &name, image) {
+                Ok(()) => {
+                    failures.succeed();
+                    say(
+                        &bar,
+                        format!(
+                            "{} → {}/{name}_* ({per_image:.2} s/image)",
+                            path.display(),
+                            args.output.display()
+                        ),
+                    );
                 }
+                Err(e) => failures.fail(Some(&bar), format!("cannot write outputs of {}: {e}", path.display())),
             }
-            if let Some(fixture) = &fixture {
-                bar.suspend(|| report_against_golden(fixture, &inversion, b, path));
+            if let Some(demo) = &demo {
+                let codes = inversion.latents.clone().narrow(0, b, 1);
+                report(demo, &bar, path, "W+ codes", "w_codes", &codes);
+                for (i, step) in inversion.steps.iter().enumerate() {
+                    let pooled = step.pooled.clone().narrow(0, b, 1);
+                    report(
+                        demo,
+                        &bar,
+                        path,
+                        &format!("step {i} image"),
+                        &format!("iter{i}_image_pooled"),
+                        &pooled,
+                    );
+                }
             }
         }
     }
     bar.finish();
-    if demo {
+    if demo.is_some() {
         println!("Demo done: outputs in {}.", args.output.display());
     }
-    if failures > 0 {
-        return Err(format!("{failures} image(s) failed").into());
-    }
-    Ok(())
+    failures.finish()
 }
 
 /// Writes `NAME_step{i}.png`, `NAME_grid.png` and, with --save-tensors, `NAME.safetensors`.
@@ -160,86 +139,29 @@ fn write_outputs(
     model: &HyperStyle<B>,
     inversion: &Inversion<B>,
     b: usize,
-    path: &Path,
-    input: &image::RgbImage,
-    precision: OffsetPrecision,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
+    name: &str,
+    input: &RgbImage,
+) -> Result<(), BoxError> {
     let mut grid = vec![input.clone()];
     for (i, step) in inversion.steps.iter().enumerate() {
         let image = tensor_to_images(step.image.clone().narrow(0, b, 1))?.remove(0);
-        save_image(&image, args.output.join(format!("{stem}_step{i}.png")))?;
+        save_image(&image, args.output.join(format!("{name}_step{i}.png")))?;
         grid.push(image);
     }
-    save_image(&side_by_side(&grid), args.output.join(format!("{stem}_grid.png")))?;
+    save_image(&side_by_side(&grid), args.output.join(format!("{name}_grid.png")))?;
     if args.save_tensors {
-        let mut file = TensorFile::new();
-        let offsets: Vec<_> = inversion
-            .offsets
-            .iter()
-            .map(|o| o.as_ref().map(|t| t.clone().narrow(0, b, 1)))
-            .collect();
-        add_inversion(
-            &mut file,
-            inversion.latents.clone().narrow(0, b, 1),
-            &offsets,
-            model.config(),
-            precision,
-        )?;
+        let saved = SavedInversion::new(inversion, model.config()).sample(b)?;
+        let mut images = Vec::new();
         for (i, step) in inversion.steps.iter().enumerate() {
-            file.add(&format!("image_step{i}"), step.image.clone().narrow(0, b, 1), false)?;
-            file.add(
-                &format!("image_step{i}_pooled"),
-                step.pooled.clone().narrow(0, b, 1),
-                false,
-            )?;
+            images.push((format!("image_step{i}"), step.image.clone().narrow(0, b, 1)));
+            images.push((format!("image_step{i}_pooled"), step.pooled.clone().narrow(0, b, 1)));
         }
-        file.write(args.output.join(format!("{stem}.safetensors")))?;
+        let precision = if args.offsets_f16 {
+            OffsetPrecision::F16
+        } else {
+            OffsetPrecision::F32
+        };
+        saved.save_with_images(args.output.join(format!("{name}.safetensors")), precision, &images)?;
     }
-    Ok(stem)
-}
-
-/// Demo: the bundled photos are the fixture's inputs; print how far each result is from what
-/// the upstream implementation computed.
-fn report_against_golden(fixture: &Fixture, inversion: &Inversion<B>, b: usize, path: &Path) {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    let names: Vec<&str> = fixture.manifest.meta["images"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    let Some(index) = names
-        .iter()
-        .position(|n| *n == stem)
-        .or_else(|| stem.strip_prefix("ffhq256_input").and_then(|i| i.parse().ok()))
-    else {
-        println!("  ({stem} is not a bundled fixture photo: no upstream reference to compare with)");
-        return;
-    };
-    let compare = |what: &str, ours: Vec<f32>, golden: &str| {
-        let (shape, values) = fixture.golden.get(golden);
-        let per_item = values.len() / shape[0];
-        let stats = error_stats(&ours, &values[index * per_item..(index + 1) * per_item]);
-        println!(
-            "  {what:<22} max-abs diff from upstream {:.2e} (mean {:.2e})",
-            stats.max_abs, stats.mean_abs
-        );
-    };
-    compare(
-        "W+ codes",
-        to_vec(inversion.latents.clone().narrow(0, b, 1)).1,
-        "w_codes",
-    );
-    for (i, step) in inversion.steps.iter().enumerate() {
-        let key = format!("iter{i}_image_pooled");
-        if fixture.golden.contains(&key) {
-            compare(
-                &format!("step {i} image"),
-                to_vec(step.pooled.clone().narrow(0, b, 1)).1,
-                &key,
-            );
-        }
-    }
+    Ok(())
 }

@@ -15,26 +15,26 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use clap::Parser;
-use hyperstyle::backend::{set_precision, Default as B, Precision};
+use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
+use hyperstyle::demo::{Demo, CONFIGS};
 use hyperstyle::stylegan2::ConvStrategy;
-use hyperstyle::{HyperStyle, HyperStyleConfig};
-use hyperstyle_testing::{error_stats, hyperstyle_stores, to_vec, Fixture};
+use hyperstyle::HyperStyle;
 
 #[derive(Parser, Debug)]
 #[command(about = "Time the HyperStyle inversion per batch size and check it against the upstream goldens")]
 struct Args {
-    /// Fixture model: ffhq1024, cars512 or ffhq256.
-    #[arg(long, default_value = "ffhq1024", value_parser = ["ffhq1024", "cars512", "ffhq256"])]
+    /// Demo model: ffhq1024, cars512 or ffhq256.
+    #[arg(long, default_value = "ffhq1024", value_parser = CONFIGS)]
     config: String,
     /// Batch sizes to time, comma-separated.
-    #[arg(long, default_value = "1", value_delimiter = ',')]
-    batches: Vec<usize>,
+    #[arg(long, default_value = "1", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=256))]
+    batches: Vec<u64>,
     /// Refinement steps of the timed inversions.
-    #[arg(long, default_value_t = 5)]
-    iters: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    iters: u64,
     /// Timed runs per batch size, after one untimed warm-up run.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    runs: u64,
     /// Float type of every tensor: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     precision: Precision,
@@ -48,19 +48,16 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.batches.contains(&0) || args.runs == 0 || args.iters == 0 {
-        return Err("batch sizes, --iters and --runs must be positive".into());
-    }
+    let (iters, runs) = (args.iters as usize, args.runs as usize);
     let device = Default::default();
     set_precision::<B>(&device, args.precision)?;
-    let fixture = Fixture::load(&args.config);
-    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
+    let demo = Demo::load(&args.config)?;
     let load = Instant::now();
-    let (model, w_encoder) = hyperstyle_stores(&fixture.manifest);
-    let mut model = HyperStyle::<B>::load(&model, &w_encoder, Some(config), &device)?;
-    drop(w_encoder);
+    let mut model = demo.hyperstyle::<B>(&device)?;
     model.set_conv_strategy(args.conv);
-    let input = fixture.golden.tensor::<B, 4>("input", &device);
+    // The demo's photo (the exact network input of the upstream run).
+    let photo = hyperstyle::io::load_image(demo.photo(&format!("{}_input0.png", demo.name())))?;
+    let input = hyperstyle::io::images_to_tensor::<B>(&[photo], model.input_size(), &device);
     println!(
         "{} on {:?}, {}, conv {:?}: model ready in {:.1} s",
         args.config,
@@ -71,26 +68,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if !args.no_check {
-        check(&model, &fixture, input.clone())?;
+        check(&model, &demo, input.clone())?;
     }
 
     let one = input.narrow(0, 0, 1);
     println!(
         "{:>6} {:>12} {:>12} {:>10}   ({} steps, mean of {} runs after a warm-up)",
-        "batch", "ms/batch", "ms/image", "images/s", args.iters, args.runs
+        "batch", "ms/batch", "ms/image", "images/s", iters, runs
     );
-    for &batch in &args.batches {
+    for batch in args.batches.iter().map(|&b| b as usize) {
         let images = one.clone().repeat_dim(0, batch);
         let run = || -> Result<Duration, hyperstyle::Error> {
             let start = Instant::now();
-            let inversion = model.invert(images.clone(), args.iters)?;
+            let inversion = model.invert(images.clone(), iters)?;
             // Reading a value back waits for every queued kernel on any backend.
-            let _ = inversion.steps[args.iters - 1].pooled.clone().sum().into_scalar();
+            let _ = inversion.last_step().pooled.clone().sum().into_scalar();
             Ok(start.elapsed())
         };
         run()?;
-        let times = (0..args.runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
-        let mean = times.iter().sum::<Duration>().as_secs_f64() / args.runs as f64;
+        let times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+        let mean = times.iter().sum::<Duration>().as_secs_f64() / runs as f64;
         println!(
             "{batch:>6} {:>12.1} {:>12.1} {:>10.2}",
             mean * 1e3,
@@ -101,21 +98,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Inverts the golden input with the fixture's step count and prints the distance of the codes
-/// and of every step's pooled image from the upstream outputs.
-fn check(model: &HyperStyle<B>, fixture: &Fixture, input: Tensor<B, 4>) -> hyperstyle::Result<()> {
-    let inversion = model.invert(input, fixture.manifest.meta_usize("n_iters"))?;
-    let mut rows = vec![("w_codes".to_string(), to_vec(inversion.latents.clone()).1)];
-    rows.push((
-        "w_inversion_pooled".to_string(),
-        to_vec(inversion.w_inversion.clone()).1,
-    ));
+/// Inverts the demo input with the upstream run's step count and prints the distance of the
+/// codes and of every step's pooled image from upstream's outputs.
+fn check(model: &HyperStyle<B>, demo: &Demo, input: Tensor<B, 4>) -> hyperstyle::Result<()> {
+    let inversion = model.invert(input, demo.n_iters()?)?;
+    println!("distance from upstream's outputs:");
+    let print = |key: &str, stats: Option<hyperstyle::core::ErrorStats>| match stats {
+        Some(stats) => println!("  {key:<20} {stats}"),
+        None => println!("  {key:<20} (no upstream output)"),
+    };
+    print("w_codes", demo.compare("w_codes", 0, &inversion.latents));
+    print(
+        "w_inversion_pooled",
+        demo.compare("w_inversion_pooled", 0, &inversion.w_inversion),
+    );
     for (i, step) in inversion.steps.iter().enumerate() {
-        rows.push((format!("iter{i}_image_pooled"), to_vec(step.pooled.clone()).1));
-    }
-    println!("distance from the upstream goldens:");
-    for (key, ours) in rows {
-        println!("  {key:<20} {}", error_stats(&ours, fixture.golden.get(&key).1));
+        let key = format!("iter{i}_image_pooled");
+        print(&key, demo.compare(&key, 0, &step.pooled));
     }
     Ok(())
 }

@@ -24,13 +24,13 @@ pub type Cuda = burn::backend::Cuda;
 
 /// The fastest enabled backend: CUDA, else wgpu, else the CPU.
 #[cfg(feature = "cuda")]
-pub type Default = Cuda;
+pub type DefaultBackend = Cuda;
 /// The fastest enabled backend: CUDA, else wgpu, else the CPU.
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-pub type Default = Wgpu;
+pub type DefaultBackend = Wgpu;
 /// The fastest enabled backend: CUDA, else wgpu, else the CPU.
 #[cfg(all(feature = "cpu", not(any(feature = "wgpu", feature = "cuda"))))]
-pub type Default = Cpu;
+pub type DefaultBackend = Cpu;
 
 /// The float type a device's tensors are created in (weights, activations, offsets).
 ///
@@ -78,14 +78,15 @@ impl fmt::Display for Precision {
 }
 
 impl FromStr for Precision {
-    type Err = String;
+    type Err = hyperstyle_core::Error;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    /// `f32`, `f16` or `bf16` (also `float32`, `float16`, `half`, `bfloat16`; any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "f32" | "float32" => Ok(Precision::F32),
             "f16" | "float16" | "half" => Ok(Precision::F16),
             "bf16" | "bfloat16" => Ok(Precision::BF16),
-            _ => Err(format!("unknown precision `{s}` (expected f32, f16 or bf16)")),
+            _ => Err(hyperstyle_core::Error::unknown("precision", s, &["f32", "f16", "bf16"])),
         }
     }
 }
@@ -129,10 +130,14 @@ mod tests {
     #[test]
     fn precision_names() {
         for p in [Precision::F32, Precision::F16, Precision::BF16] {
-            assert_eq!(p.to_string().parse::<Precision>(), Ok(p));
+            assert_eq!(p.to_string().parse::<Precision>().unwrap(), p);
         }
-        assert_eq!("BFloat16".parse::<Precision>(), Ok(Precision::BF16));
-        assert!("f8".parse::<Precision>().unwrap_err().contains("f32, f16 or bf16"));
+        assert_eq!("BFloat16".parse::<Precision>().unwrap(), Precision::BF16);
+        assert!("f8"
+            .parse::<Precision>()
+            .unwrap_err()
+            .to_string()
+            .contains("f32, f16, bf16"));
         assert_eq!(Precision::F16.unit_roundoff(), 1.0 / 2048.0);
     }
 }

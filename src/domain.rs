@@ -1,5 +1,9 @@
-//! The three HyperStyle domains and their geometry (REFERENCE §10).
+//! The three HyperStyle domains and their geometry (docs/ARCHITECTURE.md §7.4).
 
+use std::fmt;
+use std::str::FromStr;
+
+use hyperstyle_core::Error;
 use serde::{Deserialize, Serialize};
 
 /// What the model was trained on; decides sizes and crops.
@@ -27,19 +31,13 @@ impl Domain {
         }
     }
 
-    /// From a name on a command line: `faces`, `cars` or `wild`.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "faces" | "ffhq" => Some(Domain::Faces),
-            "cars" => Some(Domain::Cars),
-            "wild" | "afhq" | "animals" => Some(Domain::Wild),
-            _ => None,
+    /// The name on a command line: `faces`, `cars` or `wild`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Domain::Faces => "faces",
+            Domain::Cars => "cars",
+            Domain::Wild => "wild",
         }
-    }
-
-    /// [`Domain::parse`] with an error message listing the names (for command-line parsers).
-    pub fn from_name(name: &str) -> Result<Self, String> {
-        Self::parse(name).ok_or_else(|| format!("unknown domain `{name}` (faces, cars, wild)"))
     }
 
     /// Generator output size of the released models.
@@ -64,5 +62,42 @@ impl Domain {
             Domain::Cars => (generator_size / 8, generator_size - generator_size / 8),
             Domain::Faces | Domain::Wild => (0, generator_size),
         }
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Domain {
+    type Err = Error;
+
+    /// `faces` (or `ffhq`), `cars`, `wild` (or `afhq`, `animals`).
+    fn from_str(name: &str) -> Result<Self, Error> {
+        match name {
+            "faces" | "ffhq" => Ok(Domain::Faces),
+            "cars" => Ok(Domain::Cars),
+            "wild" | "afhq" | "animals" => Ok(Domain::Wild),
+            _ => Err(Error::unknown("domain", name, &["faces", "cars", "wild"])),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for domain in [Domain::Faces, Domain::Cars, Domain::Wild] {
+            assert_eq!(domain.to_string().parse::<Domain>().unwrap(), domain);
+        }
+        assert_eq!("afhq".parse::<Domain>().unwrap(), Domain::Wild);
+        assert!(matches!("dogs".parse::<Domain>(), Err(Error::Unknown { .. })));
+        assert_eq!(Domain::from_dataset_type("cars_hypernet"), Domain::Cars);
+        assert_eq!(Domain::from_dataset_type("afhq_wild_hypernet"), Domain::Wild);
+        assert_eq!(Domain::from_dataset_type("ffhq_hypernet"), Domain::Faces);
     }
 }

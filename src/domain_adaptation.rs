@@ -1,9 +1,9 @@
-//! Domain adaptation (REFERENCE §9): HyperStyle's offsets of a photo, transplanted onto a
+//! Domain adaptation (docs/ARCHITECTURE.md ): HyperStyle's offsets of a photo, transplanted onto a
 //! fine-tuned generator (Toonify, Pixar, Sketch, Disney princess, …) together with the photo's
 //! ReStyle-e4e W+ codes.
 //!
 //! * [`ReStyle`]: the ReStyle-e4e iterative inversion (encoder, its own generator, `latent_avg`),
-//!   REFERENCE §5.5 and §9 step 1.
+//!   docs/ARCHITECTURE.md §5.3 and §9 step 1.
 //! * [`DomainAdapter`]: ReStyle + the fine-tuned generator; [`DomainAdapter::adapt`] runs both
 //!   inversions and renders the result, keeping offsets only for [`ADAPTED_LAYERS`].
 //!
@@ -13,7 +13,10 @@
 //! use hyperstyle::HyperStyle;
 //! # fn main() -> hyperstyle::Result<()> {
 //! let device = Default::default();
-//! let model = HyperStyle::<Flex>::from_files("hyperstyle_ffhq.safetensors", "faces_w_encoder.safetensors", None, &device)?;
+//! let model = HyperStyle::<Flex>::builder()
+//!     .model_file("hyperstyle_ffhq.safetensors")
+//!     .w_encoder_file("faces_w_encoder.safetensors")
+//!     .load(&device)?;
 //! let adapter = DomainAdapter::from_files("restyle_e4e_ffhq_encode.safetensors", "toonify.safetensors", &device)?;
 //! # let images = burn::tensor::Tensor::zeros([1, 3, 256, 256], &device);
 //! let adapted = adapter.adapt(&model, images, &AdaptOptions::default(), |_| {})?;
@@ -24,30 +27,22 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use hyperstyle_core::{Error as CoreError, Kind, WeightStore};
 use hyperstyle_encoders::{EncoderType, LatentAverage, ReStyleEncoder};
-use hyperstyle_stylegan2::{Generator, GeneratorConfig, Noise, WeightStore};
+use hyperstyle_stylegan2::{Generator, GeneratorConfig, Noise, WeightOffsets};
 
 use crate::domain::Domain;
-use crate::error::{Error, Result};
+use crate::error::{invalid_input, Result};
 use crate::image_ops::{crop_rows, pool};
-use crate::pipeline::{HyperStyle, Inversion, Offsets};
+use crate::pipeline::{HyperStyle, Inversion};
 
 /// Generator layers (Δ idx) whose offsets domain adaptation keeps: the non-shared 3×3 convs at
 /// 128–1024 px (`convs.8`–`convs.15`); upstream's `filter_non_ffhq_layers_in_toonify_model`
-/// (REFERENCE §9 step 3, §15.18).
+/// (docs/ARCHITECTURE.md §9, §11.22).
 pub const ADAPTED_LAYERS: [usize; 8] = [14, 15, 17, 18, 20, 21, 23, 24];
 
 /// Input channels of a ReStyle encoder: the image and the current reconstruction.
 const RESTYLE_INPUT_CHANNELS: usize = 6;
-
-/// `offsets` with every layer outside [`ADAPTED_LAYERS`] set to `None`.
-pub fn keep_adapted_layers<B: Backend>(offsets: Offsets<B>) -> Offsets<B> {
-    offsets
-        .into_iter()
-        .enumerate()
-        .map(|(j, o)| if ADAPTED_LAYERS.contains(&j) { o } else { None })
-        .collect()
-}
 
 /// What a ReStyle-e4e model is: from its checkpoint's `opts`, or detected from its weights.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +65,7 @@ impl ReStyleConfig {
     /// `prefix`: the backbone stem gives the encoder class, the number of `decoder.to_rgbs.*`
     /// blocks the output size (`4·2^blocks`); the domain defaults to faces.
     fn detect(store: &WeightStore, prefix: &str) -> Result<Self> {
-        let opts: serde_json::Value = store
-            .metadata()
-            .get("opts")
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
+        let opts = store.opts()?;
         let encoder_type = match opts["encoder_type"].as_str() {
             Some(name) => name.parse()?,
             None => EncoderType::detect(&store.scope(&format!("{prefix}encoder.")))?,
@@ -86,7 +77,7 @@ impl ReStyleConfig {
                     .take_while(|k| store.contains(&format!("{prefix}decoder.to_rgbs.{k}.conv.weight")))
                     .count();
                 if blocks == 0 {
-                    return Err(hyperstyle_stylegan2::Error::MissingKey {
+                    return Err(CoreError::MissingKey {
                         key: format!("{prefix}decoder.to_rgbs.0.conv.weight"),
                     }
                     .into());
@@ -108,11 +99,12 @@ impl ReStyleConfig {
 
 /// The ReStyle-e4e model (upstream's `e4e` wrapper): encoder, its generator ("decoder") and
 /// `latent_avg`.
-#[derive(Debug)]
+#[derive(Module, Debug)]
 pub struct ReStyle<B: Backend> {
     encoder: ReStyleEncoder<B>,
     decoder: Generator<B>,
     latent_avg: LatentAverage<B>,
+    #[module(skip)]
     config: ReStyleConfig,
 }
 
@@ -121,14 +113,12 @@ impl<B: Backend> ReStyle<B> {
     /// converter's `state_dict/` or bare) and `latent_avg`. Without `config`, the checkpoint's
     /// `opts` metadata or the weights themselves say what it is.
     pub fn load(store: &WeightStore, config: Option<ReStyleConfig>, device: &B::Device) -> Result<Self> {
-        let prefix = if store.contains("state_dict/decoder.conv1.conv.weight") {
-            "state_dict/"
-        } else {
-            ""
-        };
+        let decoder_prefix = store.state_dict_prefix("decoder.", "conv1.conv.weight");
+        // The encoder sits beside the decoder: both nested under `state_dict/` or both bare.
+        let prefix = decoder_prefix.trim_end_matches("decoder.").to_string();
         let config = match config {
             Some(config) => config,
-            None => ReStyleConfig::detect(store, prefix)?,
+            None => ReStyleConfig::detect(store, &prefix)?,
         };
         let n_styles = config.n_styles();
         let encoder = ReStyleEncoder::load(
@@ -139,7 +129,7 @@ impl<B: Backend> ReStyle<B> {
             device,
         )?;
         let decoder = Generator::load(
-            &store.scope(&format!("{prefix}decoder.")),
+            &store.scope(&decoder_prefix),
             &GeneratorConfig::new(config.output_size),
             device,
         )?;
@@ -155,15 +145,7 @@ impl<B: Backend> ReStyle<B> {
     /// [`ReStyle::load`] from a file written by `weights-convert` (e.g. from
     /// `restyle_e4e_ffhq_encode.pt`).
     pub fn from_file(path: impl AsRef<Path>, config: Option<ReStyleConfig>, device: &B::Device) -> Result<Self> {
-        let path = path.as_ref();
-        let store = WeightStore::open(path)?;
-        if let Some(kind) = store.metadata().get("kind").filter(|k| *k != "restyle") {
-            return Err(Error::InvalidFile {
-                path: path.to_path_buf(),
-                reason: format!("is a converted `{kind}` checkpoint, expected a ReStyle-e4e (`restyle`) one"),
-            });
-        }
-        Self::load(&store, config, device)
+        Self::load(&WeightStore::open_checkpoint(path, &[Kind::Restyle])?, config, device)
     }
 
     /// The configuration.
@@ -199,7 +181,7 @@ impl<B: Backend> ReStyle<B> {
         Ok(crop_rows(image, top, bottom))
     }
 
-    /// The iterative inversion (upstream's `run_on_batch`, REFERENCE §9 step 1) of normalised
+    /// The iterative inversion (upstream's `run_on_batch`, docs/ARCHITECTURE.md §9) of normalised
     /// images `[batch, 3, h, w]` at the domain's input size: iteration 0 encodes
     /// `[x, average image]` and adds `latent_avg`, iteration t ≥ 1 encodes `[x, ŷ]` and adds the
     /// previous codes, where ŷ is the decoder's image of those codes pooled to the input size.
@@ -214,13 +196,13 @@ impl<B: Backend> ReStyle<B> {
         let (h, w) = self.config.domain.input_size();
         let [batch, channels, ih, iw] = images.dims();
         if channels != 3 || (ih, iw) != (h, w) {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "expected images [batch, 3, {h}, {w}], got {:?}",
                 images.dims()
             )));
         }
         if n_iters == 0 {
-            return Err(Error::InvalidInput("ReStyle needs at least one iteration".into()));
+            return Err(invalid_input("ReStyle needs at least one iteration"));
         }
         let average = self.average_image()?.repeat_dim(0, batch);
         let mut codes: Option<Tensor<B, 3>> = None;
@@ -254,7 +236,7 @@ pub struct AdaptOptions<B: Backend> {
     pub hyperstyle_iters: usize,
     /// ReStyle iterations (README: 2; the notebook: 5).
     pub restyle_iters: usize,
-    /// Noise of the fine-tuned generator. Upstream draws random noise here (REFERENCE §9 QUIRK);
+    /// Noise of the fine-tuned generator. Upstream draws random noise here (docs/ARCHITECTURE.md §11.23);
     /// the default is the stored buffers, which makes the result deterministic.
     pub noise: Noise<B>,
 }
@@ -292,7 +274,7 @@ impl<B: Backend> DomainAdapter<B> {
     pub fn new(restyle: ReStyle<B>, generator: Generator<B>) -> Result<Self> {
         let (ours, theirs) = (generator.config().size, restyle.config().output_size);
         if ours != theirs {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "the fine-tuned generator is {ours}×{ours} but ReStyle inverts into a {theirs}×{theirs} one"
             )));
         }
@@ -318,16 +300,16 @@ impl<B: Backend> DomainAdapter<B> {
         &self.generator
     }
 
-    /// The final synthesis (REFERENCE §9 steps 3–4): the fine-tuned generator on ReStyle's codes
+    /// The final synthesis (docs/ARCHITECTURE.md §9): the fine-tuned generator on ReStyle's codes
     /// with HyperStyle's offsets kept only for [`ADAPTED_LAYERS`]. restyle_latents
     /// `[batch, n_styles, 512]`, offsets per sample (batch `batch` or 1) → `[batch, 3, size, size]`.
     pub fn synthesize(
         &self,
         restyle_latents: Tensor<B, 3>,
-        offsets: &[Option<Tensor<B, 5>>],
+        offsets: &WeightOffsets<B>,
         noise: &Noise<B>,
     ) -> Result<Tensor<B, 4>> {
-        let offsets = keep_adapted_layers(offsets.to_vec());
+        let offsets = offsets.clone().keep_layers(&ADAPTED_LAYERS);
         Ok(self.generator.synthesis(restyle_latents, noise, Some(&offsets))?)
     }
 
@@ -343,7 +325,7 @@ impl<B: Backend> DomainAdapter<B> {
     ) -> Result<Adaptation<B>> {
         let size = hyperstyle.generator().config().size;
         if size != self.generator.config().size {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "HyperStyle's offsets are for a {size}×{size} generator, the fine-tuned one is {0}×{0}",
                 self.generator.config().size
             )));

@@ -1,4 +1,4 @@
-//! Editing an inversion (REFERENCE §8): move its W+ codes along a direction and render them with
+//! Editing an inversion (docs/ARCHITECTURE.md §8): move its W+ codes along a direction and render them with
 //! the inversion's weight offsets.
 //!
 //! * [`InterFaceGanDirection`] (faces, §8.1): `w + factor·n`, for one factor or upstream's
@@ -14,7 +14,10 @@
 //! use hyperstyle::HyperStyle;
 //! # fn main() -> hyperstyle::Result<()> {
 //! let device = Default::default();
-//! let model = HyperStyle::<Flex>::from_files("hyperstyle_ffhq.safetensors", "faces_w_encoder.safetensors", None, &device)?;
+//! let model = HyperStyle::<Flex>::builder()
+//!     .model_file("hyperstyle_ffhq.safetensors")
+//!     .w_encoder_file("faces_w_encoder.safetensors")
+//!     .load(&device)?;
 //! let age = InterFaceGanDirection::from_file("age.safetensors", &device)?;
 //! # let images = burn::tensor::Tensor::zeros([1, 3, 256, 256], &device);
 //! let inversion = model.invert(images, 3)?;
@@ -26,43 +29,38 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use hyperstyle_core::checkpoint::BARE_TENSOR_KEY;
+use hyperstyle_core::{Error as CoreError, Kind, WeightStore};
 use hyperstyle_encoders::latent_avg::STYLE_DIM;
-use hyperstyle_stylegan2::{Generator, Noise, WeightStore};
+use hyperstyle_stylegan2::{Generator, Noise, WeightOffsets};
 
 use crate::domain::Domain;
-use crate::error::{Error, Result};
+use crate::error::{invalid_file, invalid_input, Error, Result};
 use crate::image_ops::crop_rows;
-use crate::pipeline::{HyperStyle, Offsets};
-
-/// Key under which `weights-convert` stores a file that is a bare tensor (a direction `.pt`).
-pub const DIRECTION_KEY: &str = "tensor";
+use crate::pipeline::HyperStyle;
 
 /// Upstream's factor list for `--factor_range r`: Python's `range(-r, r)`, i.e. `−r, …, r − 1`
-/// (+r excluded: REFERENCE §8.1 QUIRK, §15.15). `factor_range(5)` is `−5, −4, …, 4`.
+/// (+r excluded: docs/ARCHITECTURE.md §8.1, §11.20). `factor_range(5)` is `−5, −4, …, 4`.
 pub fn factor_range(range: u32) -> Vec<f32> {
     let r = i64::from(range);
     (-r..r).map(|f| f as f32).collect()
 }
 
-/// Checks the `kind` metadata that `weights-convert` records, when a file has it.
-fn check_kind(store: &WeightStore, path: &Path, expected: &str) -> Result<()> {
-    match store.metadata().get("kind") {
-        Some(kind) if kind != expected => Err(Error::InvalidFile {
-            path: path.to_path_buf(),
-            reason: format!("is a converted `{kind}` checkpoint, expected a `{expected}` file"),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Reads a float tensor of any shape from `store`.
+/// Reads a float tensor of any shape from `store`, flattened.
 fn read_any<B: Backend>(store: &WeightStore, key: &str, device: &B::Device) -> Result<(Vec<usize>, Tensor<B, 1>)> {
-    let shape = store
-        .shape(key)
-        .ok_or_else(|| hyperstyle_stylegan2::Error::MissingKey { key: key.into() })?;
-    let values = store.values(key, &shape)?;
+    let (shape, values) = store.any_values(key)?;
     let n = values.len();
     Ok((shape, Tensor::from_data(TensorData::new(values, [n]), device)))
+}
+
+/// Opens a converted file of `kind` and loads it with `load`; a shape problem `load` reports as
+/// invalid input becomes an invalid-file error naming the file.
+fn load_file<T>(path: &Path, kind: Kind, load: impl FnOnce(&WeightStore) -> Result<T>) -> Result<T> {
+    let store = WeightStore::open_checkpoint(path, &[kind])?;
+    load(&store).map_err(|e| match e {
+        Error::Core(CoreError::InvalidInput(reason)) => invalid_file(path, reason),
+        e => e,
+    })
 }
 
 /// An InterFaceGAN direction in W space: `[1, rows, 512]`, with `rows` 1 (upstream's `age.pt`,
@@ -82,7 +80,7 @@ impl<B: Backend> InterFaceGanDirection<B> {
             [STYLE_DIM] | [1, STYLE_DIM] => 1,
             [1, rows, STYLE_DIM] if *rows > 0 => *rows,
             _ => {
-                return Err(Error::InvalidInput(format!(
+                return Err(invalid_input(format!(
                     "an InterFaceGAN direction must be [1, 512] or [1, rows, 512], got {dims:?}"
                 )))
             }
@@ -92,17 +90,17 @@ impl<B: Backend> InterFaceGanDirection<B> {
         })
     }
 
-    /// From a converted direction file's tensors: the bare tensor under [`DIRECTION_KEY`], or the
-    /// only tensor of a store holding a single one.
+    /// From a converted direction file's tensors: the bare tensor under [`BARE_TENSOR_KEY`], or
+    /// the only tensor of a store holding a single one.
     pub fn load(store: &WeightStore, device: &B::Device) -> Result<Self> {
         let keys = store.keys();
-        let key = if store.contains(DIRECTION_KEY) {
-            DIRECTION_KEY.to_string()
+        let key = if store.contains(BARE_TENSOR_KEY) {
+            BARE_TENSOR_KEY.to_string()
         } else if let [only] = keys.as_slice() {
             only.clone()
         } else {
-            return Err(Error::InvalidInput(format!(
-                "no direction tensor `{DIRECTION_KEY}` among {} tensors",
+            return Err(invalid_input(format!(
+                "no direction tensor `{BARE_TENSOR_KEY}` among {} tensors",
                 keys.len()
             )));
         };
@@ -111,7 +109,7 @@ impl<B: Backend> InterFaceGanDirection<B> {
             [STYLE_DIM] | [1, STYLE_DIM] | [1, _, STYLE_DIM] => {
                 Self::from_tensor(values.reshape([1, shape.iter().product::<usize>() / STYLE_DIM, STYLE_DIM]))
             }
-            _ => Err(Error::InvalidInput(format!(
+            _ => Err(invalid_input(format!(
                 "direction `{key}` has shape {shape:?}, expected [1, 512] or [1, rows, 512]"
             ))),
         }
@@ -120,16 +118,7 @@ impl<B: Backend> InterFaceGanDirection<B> {
     /// [`InterFaceGanDirection::load`] from a file written by `weights-convert` (e.g. from
     /// upstream's `editing/interfacegan_directions/age.pt`).
     pub fn from_file(path: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
-        let path = path.as_ref();
-        let store = WeightStore::open(path)?;
-        check_kind(&store, path, "direction")?;
-        Self::load(&store, device).map_err(|e| match e {
-            Error::InvalidInput(reason) => Error::InvalidFile {
-                path: path.to_path_buf(),
-                reason,
-            },
-            e => e,
-        })
+        load_file(path.as_ref(), Kind::Direction, |store| Self::load(store, device))
     }
 
     /// Rows of the direction: 1 (broadcast over W+) or `n_styles`.
@@ -146,7 +135,7 @@ impl<B: Backend> InterFaceGanDirection<B> {
         let [_, n_styles, dim] = latents.dims();
         let rows = self.rows();
         if dim != STYLE_DIM || (rows != 1 && rows != n_styles) {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "a direction of {rows} rows cannot edit latents {:?} (expected [batch, n_styles, 512] with \
                  n_styles = {rows} or a one-row direction)",
                 latents.dims()
@@ -166,7 +155,7 @@ impl<B: Backend> InterFaceGanDirection<B> {
     pub fn apply_factors(&self, latents: Tensor<B, 3>, factors: &[f32]) -> Result<Tensor<B, 4>> {
         self.check_latents(&latents)?;
         if factors.is_empty() {
-            return Err(Error::InvalidInput("no editing factors given".into()));
+            return Err(invalid_input("no editing factors given"));
         }
         let edits = factors
             .iter()
@@ -259,7 +248,7 @@ impl<B: Backend> GanSpace<B> {
     pub fn new(mean: Tensor<B, 2>, comp: Tensor<B, 3>, std: Tensor<B, 1>) -> Result<Self> {
         let k = std.dims()[0];
         if mean.dims() != [1, STYLE_DIM] || comp.dims() != [k, 1, STYLE_DIM] || k == 0 {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "GANSpace data must be mean [1, 512], comp [k, 1, 512], std [k] with k > 0; got mean {:?}, \
                  comp {:?}, std {:?}",
                 mean.dims(),
@@ -271,7 +260,7 @@ impl<B: Backend> GanSpace<B> {
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .map_err(|e| Error::InvalidInput(format!("GANSpace std: {e:?}")))?;
+            .map_err(|e| invalid_input(format!("GANSpace std: {e:?}")))?;
         Ok(Self {
             mean,
             components: comp.reshape([k, STYLE_DIM]),
@@ -289,7 +278,7 @@ impl<B: Backend> GanSpace<B> {
             _ => (0, false),
         };
         if mean_shape.iter().product::<usize>() != STYLE_DIM || !comp_rank_ok || std_shape != [k] {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "GANSpace data must be mean (1, 512), comp (k, 1, 512), std (k); got mean {mean_shape:?}, \
                  comp {comp_shape:?}, std {std_shape:?}"
             )));
@@ -300,16 +289,7 @@ impl<B: Backend> GanSpace<B> {
     /// [`GanSpace::load`] from a file written by `weights-convert` from upstream's
     /// `editing/ganspace_directions/cars_pca.pt`.
     pub fn from_file(path: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
-        let path = path.as_ref();
-        let store = WeightStore::open(path)?;
-        check_kind(&store, path, "ganspace")?;
-        Self::load(&store, device).map_err(|e| match e {
-            Error::InvalidInput(reason) => Error::InvalidFile {
-                path: path.to_path_buf(),
-                reason,
-            },
-            e => e,
-        })
+        load_file(path.as_ref(), Kind::Ganspace, |store| Self::load(store, device))
     }
 
     /// Number of principal components.
@@ -319,7 +299,7 @@ impl<B: Backend> GanSpace<B> {
 
     fn component(&self, index: usize) -> Result<(Tensor<B, 2>, f32)> {
         let std = *self.std.get(index).ok_or_else(|| {
-            Error::InvalidInput(format!(
+            invalid_input(format!(
                 "PCA component {index} does not exist ({} components)",
                 self.n_components()
             ))
@@ -332,7 +312,7 @@ impl<B: Backend> GanSpace<B> {
     pub fn coordinate(&self, latents: Tensor<B, 3>, index: usize) -> Result<Tensor<B, 2>> {
         let [batch, _, dim] = latents.dims();
         if dim != STYLE_DIM {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "latents must be [batch, n_styles, 512], got {:?}",
                 latents.dims()
             )));
@@ -342,13 +322,13 @@ impl<B: Backend> GanSpace<B> {
         Ok((centered * comp).sum_dim(1).div_scalar(std))
     }
 
-    /// Upstream's `_get_delta` and padding (REFERENCE §8.2, §15.16): `δ = (strength − c)·comp·std`
+    /// Upstream's `_get_delta` and padding (docs/ARCHITECTURE.md §8.2, §11.21): `δ = (strength − c)·comp·std`
     /// added to rows `start..end`, which *sets* the coordinate (of row 0) to `strength`.
     /// latents: `[batch, n_styles, 512]`.
     pub fn apply(&self, latents: Tensor<B, 3>, edit: &GanSpaceEdit) -> Result<Tensor<B, 3>> {
         let [batch, n_styles, _] = latents.dims();
         if edit.start >= edit.end || edit.end > n_styles {
-            return Err(Error::InvalidInput(format!(
+            return Err(invalid_input(format!(
                 "GANSpace edit `{}` rows {}..{} do not fit latents of {n_styles} rows",
                 edit.name, edit.start, edit.end
             )));
@@ -373,7 +353,7 @@ impl<B: Backend> GanSpace<B> {
     /// Every edit of `edits`: `[batch, n_styles, 512]` → `[batch, n_edits, n_styles, 512]`.
     pub fn apply_all(&self, latents: Tensor<B, 3>, edits: &[GanSpaceEdit]) -> Result<Tensor<B, 4>> {
         if edits.is_empty() {
-            return Err(Error::InvalidInput("no GANSpace edits given".into()));
+            return Err(invalid_input("no GANSpace edits given"));
         }
         let edited = edits
             .iter()
@@ -381,27 +361,6 @@ impl<B: Backend> GanSpace<B> {
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::stack(edited, 1))
     }
-}
-
-/// The offsets of sample `b` of a batch (batch axis kept, size 1), for the generator to broadcast
-/// over that sample's edits (upstream's `d[idx]`). An offset with batch 1 serves every sample.
-pub fn sample_offsets<B: Backend>(offsets: &[Option<Tensor<B, 5>>], b: usize) -> Result<Offsets<B>> {
-    offsets
-        .iter()
-        .enumerate()
-        .map(|(j, offset)| {
-            offset
-                .as_ref()
-                .map(|o| match o.dims()[0] {
-                    1 => Ok(o.clone()),
-                    n if b < n => Ok(o.clone().narrow(0, b, 1)),
-                    n => Err(Error::InvalidInput(format!(
-                        "offset of layer {j} holds {n} samples, sample {b} requested"
-                    ))),
-                })
-                .transpose()
-        })
-        .collect()
 }
 
 /// Renders edited W+ codes the way upstream's editors do: each sample's edits in one generator
@@ -451,10 +410,10 @@ impl<'a, B: Backend> Editor<'a, B> {
 
     /// Images of W+ codes `[n, n_styles, 512]` with one sample's offsets (batch 1, or `None`):
     /// `[n, 3, H, W]` at full resolution, cars cropped to rows 64..448 of 512. Raw values.
-    pub fn render(&self, latents: Tensor<B, 3>, offsets: Option<&[Option<Tensor<B, 5>>]>) -> Result<Tensor<B, 4>> {
+    pub fn render(&self, latents: Tensor<B, 3>, offsets: Option<&WeightOffsets<B>>) -> Result<Tensor<B, 4>> {
         if let Some(offsets) = offsets {
             if let Some(o) = offsets.iter().flatten().find(|o| o.dims()[0] != 1) {
-                return Err(Error::InvalidInput(format!(
+                return Err(invalid_input(format!(
                     "render takes one sample's offsets (batch 1), got an offset of shape {:?}",
                     o.dims()
                 )));
@@ -469,42 +428,42 @@ impl<'a, B: Backend> Editor<'a, B> {
             images.push(crop_rows(image, top, bottom));
         }
         if images.is_empty() {
-            return Err(Error::InvalidInput("no latents to render".into()));
+            return Err(invalid_input("no latents to render"));
         }
         Ok(Tensor::cat(images, 0))
     }
 
     /// Renders `[batch, n_edits, n_styles, 512]` edits, sample by sample with its own offsets:
     /// one `[n_edits, 3, H, W]` tensor per sample.
-    pub fn render_edits(&self, edits: Tensor<B, 4>, offsets: &[Option<Tensor<B, 5>>]) -> Result<Vec<Tensor<B, 4>>> {
+    pub fn render_edits(&self, edits: Tensor<B, 4>, offsets: &WeightOffsets<B>) -> Result<Vec<Tensor<B, 4>>> {
         let [batch, n_edits, n_styles, dim] = edits.dims();
         (0..batch)
             .map(|b| {
                 let latents = edits.clone().narrow(0, b, 1).reshape([n_edits, n_styles, dim]);
-                self.render(latents, Some(&sample_offsets(offsets, b)?))
+                self.render(latents, Some(&offsets.sample(b)?))
             })
             .collect()
     }
 
-    /// InterFaceGAN (REFERENCE §8.1): for each sample, one image per factor of
+    /// InterFaceGAN (docs/ARCHITECTURE.md §8.1): for each sample, one image per factor of
     /// `latents + factor·direction`. latents `[batch, n_styles, 512]` → per sample
     /// `[n_factors, 3, H, W]`.
     pub fn interfacegan(
         &self,
         latents: Tensor<B, 3>,
-        offsets: &[Option<Tensor<B, 5>>],
+        offsets: &WeightOffsets<B>,
         direction: &InterFaceGanDirection<B>,
         factors: &[f32],
     ) -> Result<Vec<Tensor<B, 4>>> {
         self.render_edits(direction.apply_factors(latents, factors)?, offsets)
     }
 
-    /// GANSpace (REFERENCE §8.2): for each sample, one image per edit. latents
+    /// GANSpace (docs/ARCHITECTURE.md §8.2): for each sample, one image per edit. latents
     /// `[batch, n_styles, 512]` → per sample `[n_edits, 3, H, W]` (cars: 384×512).
     pub fn ganspace(
         &self,
         latents: Tensor<B, 3>,
-        offsets: &[Option<Tensor<B, 5>>],
+        offsets: &WeightOffsets<B>,
         ganspace: &GanSpace<B>,
         edits: &[GanSpaceEdit],
     ) -> Result<Vec<Tensor<B, 4>>> {

@@ -1,23 +1,15 @@
-//! Errors of the facade: image I/O and everything the network crates report.
+//! Errors of the facade: everything the network crates report, plus images and devices.
 
 use std::path::PathBuf;
 
 /// Errors of the `hyperstyle` facade.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The generator (or its weights) reported an error.
+    /// Files, weights, configurations and inputs, as every crate of the workspace reports them
+    /// (a missing key, a wrong shape, a file of the wrong kind, an input of the wrong size, ...).
     #[error(transparent)]
-    Generator(#[from] hyperstyle_stylegan2::Error),
-    /// The W encoder reported an error.
-    #[error(transparent)]
-    Encoder(#[from] hyperstyle_encoders::Error),
-    /// The hypernetwork reported an error.
-    #[error(transparent)]
-    Hypernet(#[from] hyperstyle_hypernet::Error),
-    /// Arguments that do not fit the model (image sizes, batch shapes).
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    /// An image file could not be read or written.
+    Core(#[from] hyperstyle_core::Error),
+    /// An image file could not be encoded or written by the image codec.
     #[error("{path}: {source}")]
     Image {
         /// The file.
@@ -33,23 +25,6 @@ pub enum Error {
         path: PathBuf,
         /// Why (empty file, too small, unsupported format, ...).
         reason: String,
-    },
-    /// A file that is not what it should be (e.g. not a saved inversion).
-    #[error("{path}: {reason}")]
-    InvalidFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
     },
     /// The device cannot compute at the requested precision, or its precision was fixed
     /// already (by an earlier call or by a tensor created on it).
@@ -67,3 +42,24 @@ pub enum Error {
 
 /// Result with the facade's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`hyperstyle_core::Error::InvalidInput`] as a facade error.
+pub(crate) fn invalid_input(reason: impl Into<String>) -> Error {
+    Error::Core(hyperstyle_core::Error::InvalidInput(reason.into()))
+}
+
+/// [`hyperstyle_core::Error::InvalidFile`] as a facade error.
+pub(crate) fn invalid_file(path: &std::path::Path, reason: impl Into<String>) -> Error {
+    Error::Core(hyperstyle_core::Error::InvalidFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    })
+}
+
+impl Error {
+    /// Whether this is [`hyperstyle_core::Error::InvalidInput`]: arguments that do not fit the
+    /// model.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::Core(hyperstyle_core::Error::InvalidInput(_)))
+    }
+}

@@ -1,4 +1,4 @@
-//! Images in and out of tensors, as upstream converts them (REFERENCE §7.5).
+//! Images in and out of tensors, as upstream converts them (docs/ARCHITECTURE.md §7.4).
 
 use std::path::Path;
 
@@ -22,10 +22,7 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| hyperstyle_core::Error::io(path, source))?;
     if bytes.is_empty() {
         return Err(bad("empty file".into()));
     }
@@ -48,54 +45,6 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
         )));
     }
     Ok(image.to_rgb8())
-}
-
-/// The images to process from command-line arguments: each file as given, and the PNG / JPEG
-/// files of each folder (sorted by name). Returns the files and a message for everything
-/// skipped (unreadable folders, other files in folders), so a caller can report and go on.
-pub fn collect_image_files(inputs: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, Vec<String>) {
-    let mut files = Vec::new();
-    let mut skipped = Vec::new();
-    for input in inputs {
-        if !input.is_dir() {
-            files.push(input.clone());
-            continue;
-        }
-        let mut entries: Vec<_> = match std::fs::read_dir(input) {
-            Ok(dir) => dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect(),
-            Err(e) => {
-                skipped.push(format!("{}: {e}", input.display()));
-                continue;
-            }
-        };
-        entries.sort();
-        for path in entries {
-            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-            if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-                files.push(path);
-            } else {
-                skipped.push(format!("{}: not a PNG or JPEG file", path.display()));
-            }
-        }
-    }
-    (files, skipped)
-}
-
-/// [`collect_image_files`] then [`load_image`] on each: the images that load, and a message for
-/// every input skipped (a folder that cannot be read, a non-image file, a bad image).
-pub fn load_images(inputs: &[std::path::PathBuf]) -> (Vec<(std::path::PathBuf, RgbImage)>, Vec<String>) {
-    let (files, mut skipped) = collect_image_files(inputs);
-    let mut images = Vec::with_capacity(files.len());
-    for path in files {
-        match load_image(&path) {
-            Ok(image) => images.push((path, image)),
-            Err(e) => skipped.push(e.to_string()),
-        }
-    }
-    (images, skipped)
 }
 
 /// Resizes to `(height, width)` with Pillow's bilinear filter (no-op at that size) and
@@ -158,31 +107,6 @@ pub fn tensor_to_images<B: Backend>(images: Tensor<B, 4>) -> Result<Vec<RgbImage
         .collect())
 }
 
-/// Images side by side (each scaled to the height of the first with Pillow's bilinear
-/// filter), left to right: e.g. input | step 0 | step 1 | ….
-pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
-    let height = images.first().map_or(0, |i| i.height());
-    let scaled: Vec<RgbImage> = images
-        .iter()
-        .map(|i| {
-            if i.height() == height {
-                i.clone()
-            } else {
-                let width = (u64::from(i.width()) * u64::from(height) / u64::from(i.height())) as u32;
-                resize_bilinear(i, width.max(1), height)
-            }
-        })
-        .collect();
-    let width = scaled.iter().map(|i| i.width()).sum();
-    let mut grid = RgbImage::new(width, height);
-    let mut x = 0;
-    for image in &scaled {
-        image::imageops::replace(&mut grid, image, i64::from(x), 0);
-        x += image.width();
-    }
-    grid
-}
-
 /// Writes an image atomically (encoded in memory, then a temporary file and a rename, so an
 /// interrupted run leaves no half-written file); the format follows the extension (PNG or JPEG).
 pub fn save_image(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
@@ -194,5 +118,5 @@ pub fn save_image(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
     let format = image::ImageFormat::from_path(path).map_err(image_error)?;
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, format).map_err(image_error)?;
-    crate::saved::write_atomically(path, bytes.get_ref())
+    Ok(hyperstyle_core::atomic::write_atomically(path, bytes.get_ref())?)
 }

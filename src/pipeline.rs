@@ -1,33 +1,21 @@
 //! The HyperStyle inversion: W encoder, then refinement steps of hypernetwork offsets
-//! (REFERENCE §7). `HyperStyle::invert` is the whole data path, top to bottom.
+//! (docs/ARCHITECTURE.md §2, §7). [`HyperStyle::invert`] is the whole data path, top to bottom.
 
-use std::path::Path;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use hyperstyle_core::{Kind, WeightStore};
 use hyperstyle_encoders::{LatentAverage, WEncoder};
-use hyperstyle_hypernet::{HypernetConfig, Hypernetwork, DEFAULT_LAYERS_TO_TUNE};
-use hyperstyle_stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightStore};
+use hyperstyle_hypernet::{HypernetConfig, HypernetType, Hypernetwork, LayersToTune};
+use hyperstyle_stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightOffsets};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Domain;
-use crate::error::{Error, Result};
+use crate::error::{invalid_input, Result};
 use crate::image_ops::{crop_rows, pool};
-
-/// Per-layer weight offsets: one entry per generator layer, `None` where untouched.
-pub type Offsets<B> = Vec<Option<Tensor<B, 5>>>;
-
-/// Adds one step's offsets to the running sum (upstream sums them over iterations; a layer
-/// without offsets stays `None`).
-pub fn accumulate_offsets<B: Backend>(accumulated: Option<Offsets<B>>, step: Offsets<B>) -> Offsets<B> {
-    match accumulated {
-        None => step,
-        Some(sum) => sum
-            .into_iter()
-            .zip(step)
-            .map(|(a, o)| a.zip(o).map(|(a, o)| a + o))
-            .collect(),
-    }
-}
+use crate::io::images_to_tensor;
 
 /// What a HyperStyle model is: taken from the checkpoint's `opts`, overridable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +24,10 @@ pub struct HyperStyleConfig {
     pub domain: Domain,
     /// Generator output size.
     pub output_size: usize,
-    /// Upstream's comma-separated `layers_to_tune`.
-    pub layers_to_tune: String,
-    /// Hypernetwork variant (`encoder_type`).
-    pub encoder_type: String,
+    /// Generator layers the hypernetwork tunes (upstream's `layers_to_tune`).
+    pub layers_to_tune: LayersToTune,
+    /// Hypernetwork variant (upstream's `encoder_type`).
+    pub encoder_type: HypernetType,
 }
 
 impl HyperStyleConfig {
@@ -48,14 +36,15 @@ impl HyperStyleConfig {
         Self {
             domain,
             output_size: domain.generator_size(),
-            layers_to_tune: DEFAULT_LAYERS_TO_TUNE.into(),
-            encoder_type: "SharedWeightsHyperNetResNet".into(),
+            layers_to_tune: LayersToTune::default(),
+            encoder_type: HypernetType::default(),
         }
     }
 
-    /// From a converted checkpoint's `opts` metadata (JSON): `dataset_type`, `output_size`,
-    /// `layers_to_tune`, `encoder_type`; missing fields take the faces defaults.
-    pub fn from_opts(opts: &serde_json::Value) -> Self {
+    /// From a checkpoint's `opts` (JSON): `dataset_type`, `output_size`, `layers_to_tune`,
+    /// `encoder_type`; missing fields take the faces defaults. A `layers_to_tune` or
+    /// `encoder_type` this project cannot read is an error.
+    pub fn from_opts(opts: &serde_json::Value) -> Result<Self> {
         let domain = opts["dataset_type"]
             .as_str()
             .map(Domain::from_dataset_type)
@@ -65,17 +54,29 @@ impl HyperStyleConfig {
             config.output_size = size as usize;
         }
         if let Some(layers) = opts["layers_to_tune"].as_str() {
-            config.layers_to_tune = layers.into();
+            config.layers_to_tune = layers.parse()?;
         }
         if let Some(kind) = opts["encoder_type"].as_str() {
-            config.encoder_type = kind.into();
+            config.encoder_type = kind.parse()?;
         }
-        config
+        Ok(config)
+    }
+
+    /// The generator's configuration.
+    pub fn generator_config(&self) -> GeneratorConfig {
+        GeneratorConfig::new(self.output_size)
+    }
+
+    /// The hypernetwork's configuration.
+    pub fn hypernet_config(&self) -> HypernetConfig {
+        HypernetConfig::new(self.generator_config())
+            .with_layers_to_tune(self.layers_to_tune.clone())
+            .with_kind(self.encoder_type)
     }
 
     /// W+ rows of the generator: `2·log2(size) − 2`.
     pub fn n_styles(&self) -> usize {
-        GeneratorConfig::new(self.output_size).n_latent()
+        self.generator_config().n_latent()
     }
 }
 
@@ -95,67 +96,144 @@ pub struct Inversion<B: Backend> {
     /// W+ codes `[batch, n_styles, 512]` (computed once, shared by every step).
     pub latents: Tensor<B, 3>,
     /// The accumulated offsets after the last step.
-    pub offsets: Offsets<B>,
+    pub offsets: WeightOffsets<B>,
     /// The initial W inversion pooled to 256×256 (uncropped, also for cars).
     pub w_inversion: Tensor<B, 4>,
-    /// Every step's image, in order.
+    /// Every step's image, in order (at least one).
     pub steps: Vec<Step<B>>,
 }
 
+impl<B: Backend> Inversion<B> {
+    /// The last step's output: the final reconstruction.
+    pub fn last_step(&self) -> &Step<B> {
+        self.steps.last().expect("an inversion has at least one step")
+    }
+}
+
 /// A loaded HyperStyle model: W encoder, average latent, hypernetwork and generator.
-#[derive(Debug)]
+///
+/// A Burn [`Module`]: it can be moved to another device (`fork`) or its record saved like any
+/// module's.
+#[derive(Module, Debug)]
 pub struct HyperStyle<B: Backend> {
     w_encoder: WEncoder<B>,
     latent_avg: LatentAverage<B>,
     hypernet: Hypernetwork<B>,
     generator: Generator<B>,
+    #[module(skip)]
     config: HyperStyleConfig,
 }
 
-/// The prefix under which a converted checkpoint keeps its state dict (`state_dict/`), or none
-/// (bare keys).
-fn state_dict_prefix(store: &WeightStore, probe: &str) -> &'static str {
-    if store.contains(&format!("state_dict/{probe}")) {
-        "state_dict/"
-    } else {
-        ""
+/// Where the weights of one checkpoint come from.
+enum Source {
+    File(PathBuf),
+    Store(Box<WeightStore>),
+}
+
+impl Source {
+    fn open(self, kind: Kind) -> Result<WeightStore> {
+        Ok(match self {
+            Source::File(path) => WeightStore::open_checkpoint(path, &[kind])?,
+            Source::Store(store) => *store,
+        })
     }
 }
 
-impl<B: Backend> HyperStyle<B> {
-    /// Builds the model from a HyperStyle checkpoint (`hypernet.*`, `decoder.*`, `latent_avg`)
-    /// and a W-encoder checkpoint (`encoder.*`), with or without the converter's `state_dict/`
-    /// nesting. `config` overrides what the checkpoint's `opts` metadata says.
-    pub fn load(
-        model: &WeightStore,
-        w_encoder: &WeightStore,
-        config: Option<HyperStyleConfig>,
-        device: &B::Device,
-    ) -> Result<Self> {
-        let config = match config {
+/// Loads a [`HyperStyle`] model: two checkpoints named by role, an optional configuration.
+///
+/// ```no_run
+/// # use hyperstyle::HyperStyle;
+/// # fn main() -> hyperstyle::Result<()> {
+/// let device = Default::default();
+/// let model = HyperStyle::<burn::backend::Flex>::builder()
+///     .model_file("hyperstyle_ffhq.safetensors")
+///     .w_encoder_file("faces_w_encoder.safetensors")
+///     .load(&device)?;
+/// # Ok(()) }
+/// ```
+pub struct HyperStyleBuilder<B: Backend> {
+    model: Option<Source>,
+    w_encoder: Option<Source>,
+    config: Option<HyperStyleConfig>,
+    conv_strategy: ConvStrategy,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> Default for HyperStyleBuilder<B> {
+    fn default() -> Self {
+        Self {
+            model: None,
+            w_encoder: None,
+            config: None,
+            conv_strategy: ConvStrategy::default(),
+            backend: PhantomData,
+        }
+    }
+}
+
+impl<B: Backend> HyperStyleBuilder<B> {
+    /// The converted HyperStyle checkpoint (`hypernet.*`, `decoder.*`, `latent_avg`).
+    pub fn model_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.model = Some(Source::File(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// The converted W-encoder checkpoint (`encoder.*`).
+    pub fn w_encoder_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.w_encoder = Some(Source::File(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// The HyperStyle checkpoint's tensors from a store already in memory.
+    pub fn model_weights(mut self, store: WeightStore) -> Self {
+        self.model = Some(Source::Store(Box::new(store)));
+        self
+    }
+
+    /// The W-encoder checkpoint's tensors from a store already in memory.
+    pub fn w_encoder_weights(mut self, store: WeightStore) -> Self {
+        self.w_encoder = Some(Source::Store(Box::new(store)));
+        self
+    }
+
+    /// Overrides what the checkpoint's `opts` metadata says the model is.
+    pub fn config(mut self, config: HyperStyleConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// How the generator runs its per-sample convolutions (see [`ConvStrategy`]).
+    pub fn conv_strategy(mut self, strategy: ConvStrategy) -> Self {
+        self.conv_strategy = strategy;
+        self
+    }
+
+    /// Reads the weights and builds the model on `device`. Both checkpoints are needed; either
+    /// may keep its networks under the converter's `state_dict/` level or bare.
+    pub fn load(self, device: &B::Device) -> Result<HyperStyle<B>> {
+        let missing = |what: &str| hyperstyle_core::Error::InvalidConfig(format!("no {what} checkpoint given"));
+        let model = self
+            .model
+            .ok_or_else(|| missing("HyperStyle"))?
+            .open(Kind::Hyperstyle)?;
+        let w_encoder = self
+            .w_encoder
+            .ok_or_else(|| missing("W-encoder"))?
+            .open(Kind::WEncoder)?;
+        let config = match self.config {
             Some(config) => config,
-            None => {
-                let opts = model
-                    .metadata()
-                    .get("opts")
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or_default();
-                HyperStyleConfig::from_opts(&opts)
-            }
+            None => HyperStyleConfig::from_opts(&model.opts()?)?,
         };
         let n_styles = config.n_styles();
-        let hypernet_config = HypernetConfig::new(config.output_size, &config.layers_to_tune, &config.encoder_type)?;
-        let p = state_dict_prefix(model, "decoder.conv1.conv.weight");
-        let generator = Generator::load(
-            &model.scope(&format!("{p}decoder.")),
-            &GeneratorConfig::new(config.output_size),
-            device,
-        )?;
-        let hypernet = Hypernetwork::load(&model.scope(&format!("{p}hypernet.")), &hypernet_config, device)?;
+        let decoder = model.state_dict_prefix("decoder.", "conv1.conv.weight");
+        let mut generator = Generator::load(&model.scope(&decoder), &config.generator_config(), device)?;
+        generator.set_conv_strategy(self.conv_strategy);
+        let hypernet_prefix = model.state_dict_prefix("hypernet.", "conv1.weight");
+        let hypernet = Hypernetwork::load(&model.scope(&hypernet_prefix), &config.hypernet_config(), device)?;
         let latent_avg = LatentAverage::load(&model.root(), "latent_avg", n_styles, device)?;
-        let e = state_dict_prefix(w_encoder, "encoder.linear.weight");
-        let w_encoder = WEncoder::load(&w_encoder.scope(&format!("{e}encoder.")), n_styles, device)?;
-        Ok(Self {
+        let encoder = w_encoder.state_dict_prefix("encoder.", "linear.weight");
+        let w_encoder = WEncoder::load(&w_encoder.scope(&encoder), n_styles, device)?;
+        Ok(HyperStyle {
             w_encoder,
             latent_avg,
             hypernet,
@@ -163,17 +241,12 @@ impl<B: Backend> HyperStyle<B> {
             config,
         })
     }
+}
 
-    /// [`HyperStyle::load`] from two safetensors files written by `weights-convert`.
-    pub fn from_files(
-        model: impl AsRef<Path>,
-        w_encoder: impl AsRef<Path>,
-        config: Option<HyperStyleConfig>,
-        device: &B::Device,
-    ) -> Result<Self> {
-        let model = WeightStore::open(model)?;
-        let w_encoder = WeightStore::open(w_encoder)?;
-        Self::load(&model, &w_encoder, config, device)
+impl<B: Backend> HyperStyle<B> {
+    /// A [`HyperStyleBuilder`]: name the checkpoints, then `load`.
+    pub fn builder() -> HyperStyleBuilder<B> {
+        HyperStyleBuilder::default()
     }
 
     /// The configuration.
@@ -197,13 +270,18 @@ impl<B: Backend> HyperStyle<B> {
         &self.hypernet
     }
 
+    /// `(height, width)` of the images the networks take: 256×256 (cars 192×256).
+    pub fn input_size(&self) -> (usize, usize) {
+        self.config.domain.input_size()
+    }
+
     /// Images at the domain's input size, `[batch, 3, h, w]` in [−1, 1].
     fn check_input(&self, images: &Tensor<B, 4>) -> Result<()> {
-        let (h, w) = self.config.domain.input_size();
+        let (h, w) = self.input_size();
         let dims = images.dims();
-        if dims[1] != 3 || dims[2] != h || dims[3] != w {
-            return Err(Error::InvalidInput(format!(
-                "expected images [batch, 3, {h}, {w}], got {dims:?}"
+        if dims[0] == 0 || dims[1] != 3 || dims[2] != h || dims[3] != w {
+            return Err(invalid_input(format!(
+                "expected images [batch ≥ 1, 3, {h}, {w}], got {dims:?}"
             )));
         }
         Ok(())
@@ -213,7 +291,7 @@ impl<B: Backend> HyperStyle<B> {
     fn step_output(&self, image: Tensor<B, 4>) -> Step<B> {
         let (top, bottom) = self.config.domain.content_rows(self.config.output_size);
         let image = crop_rows(image, top, bottom);
-        let (h, w) = self.config.domain.input_size();
+        let (h, w) = self.input_size();
         Step {
             pooled: pool(image.clone(), h, w),
             image,
@@ -236,28 +314,37 @@ impl<B: Backend> HyperStyle<B> {
         images: Tensor<B, 4>,
         reconstruction: Tensor<B, 4>,
         latents: Tensor<B, 3>,
-        accumulated: Option<Offsets<B>>,
-    ) -> Result<(Offsets<B>, Step<B>)> {
+        accumulated: Option<WeightOffsets<B>>,
+    ) -> Result<(WeightOffsets<B>, Step<B>)> {
         let offsets = self.hypernet.forward(images, reconstruction)?;
-        let offsets = accumulate_offsets(accumulated, offsets);
+        let offsets = match accumulated {
+            Some(sum) => sum.accumulate(offsets)?,
+            None => offsets,
+        };
         let image = self.generator.synthesis(latents, &Noise::Stored, Some(&offsets))?;
         Ok((offsets, self.step_output(image)))
     }
 
-    /// Inverts a batch of normalised images (`[batch, 3, h, w]` at the domain's input size):
-    /// the W inversion, then `n_iters` refinement steps, each fed the previous step's image
-    /// pooled to the input size. Calls `on_step(i)` after step `i` (for progress reporting).
+    /// Inverts a batch of normalised images (`[batch, 3, h, w]` at the domain's input size, see
+    /// [`HyperStyle::input_size`]): the W inversion, then `n_iters ≥ 1` refinement steps, each
+    /// fed the previous step's image pooled to the input size. Calls `on_step(i)` after step `i`
+    /// (for progress reporting).
     pub fn invert_with_progress(
         &self,
         images: Tensor<B, 4>,
         n_iters: usize,
         mut on_step: impl FnMut(usize),
     ) -> Result<Inversion<B>> {
+        if n_iters == 0 {
+            return Err(invalid_input(
+                "HyperStyle needs at least one refinement step (n_iters ≥ 1)",
+            ));
+        }
         let (latents, w_inversion) = self.w_inversion(images.clone())?;
         // Step 0 sees the W inversion at 256×256 (cars: its rows 32..224, i.e. 192×256).
         let (top, bottom) = self.config.domain.content_rows(256);
         let mut reconstruction = crop_rows(w_inversion.clone(), top, bottom);
-        let mut offsets: Option<Offsets<B>> = None;
+        let mut offsets: Option<WeightOffsets<B>> = None;
         let mut steps = Vec::with_capacity(n_iters);
         for i in 0..n_iters {
             let (accumulated, step) = self.refinement_step(images.clone(), reconstruction, latents.clone(), offsets)?;
@@ -266,10 +353,9 @@ impl<B: Backend> HyperStyle<B> {
             steps.push(step);
             on_step(i);
         }
-        let offsets = offsets.unwrap_or_else(|| vec![None; self.generator.config().num_weight_layers()]);
         Ok(Inversion {
             latents,
-            offsets,
+            offsets: offsets.expect("n_iters ≥ 1"),
             w_inversion,
             steps,
         })
@@ -278,5 +364,27 @@ impl<B: Backend> HyperStyle<B> {
     /// [`HyperStyle::invert_with_progress`] without progress reporting.
     pub fn invert(&self, images: Tensor<B, 4>, n_iters: usize) -> Result<Inversion<B>> {
         self.invert_with_progress(images, n_iters, |_| {})
+    }
+
+    /// Inverts photos of any size: each is resized to the model's input size with Pillow's
+    /// bilinear filter (as upstream's transforms do) and normalised to [−1, 1]. Faces should be
+    /// FFHQ-aligned crops.
+    pub fn invert_images(&self, images: &[RgbImage], n_iters: usize) -> Result<Inversion<B>> {
+        self.invert_images_with_progress(images, n_iters, |_| {})
+    }
+
+    /// [`HyperStyle::invert_images`] calling `on_step(i)` after step `i`.
+    pub fn invert_images_with_progress(
+        &self,
+        images: &[RgbImage],
+        n_iters: usize,
+        on_step: impl FnMut(usize),
+    ) -> Result<Inversion<B>> {
+        if images.is_empty() {
+            return Err(invalid_input("no images to invert"));
+        }
+        let device = self.latent_avg.value().device();
+        let batch = images_to_tensor::<B>(images, self.input_size(), &device);
+        self.invert_with_progress(batch, n_iters, on_step)
     }
 }

@@ -1,7 +1,8 @@
 //! The library reads what `weights-convert` writes, with no other step: the converter's nesting
 //! (`state_dict/…`), its alias records, its dtypes and its opts metadata.
 
-use hyperstyle::stylegan2::{Error, WeightStore};
+use hyperstyle::core::Error;
+use hyperstyle::core::WeightStore;
 use hyperstyle::HyperStyleConfig;
 use weights_convert::{convert_file, ConvertOptions};
 
@@ -47,8 +48,11 @@ fn converted_hyperstyle_checkpoint_loads_directly() {
     }
     // The checkpoint's opts become the model configuration.
     let opts: serde_json::Value = serde_json::from_str(&store.metadata()["opts"]).unwrap();
-    let config = HyperStyleConfig::from_opts(&opts);
-    assert_eq!((config.output_size, config.layers_to_tune.as_str()), (1024, "0,2,3"));
+    let config = HyperStyleConfig::from_opts(&opts).unwrap();
+    assert_eq!(
+        (config.output_size, config.layers_to_tune.to_string()),
+        (1024, "0,2,3".to_string())
+    );
     assert_eq!(store.metadata()["kind"], "hyperstyle");
 }
 

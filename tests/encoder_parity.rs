@@ -6,7 +6,7 @@
 //! ReStyle-e4e's `restyle_codes` is checked through the library's ReStyle iteration in
 //! `end_to_end_parity.rs`.
 
-use hyperstyle::backend::Default as B;
+use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle_encoders::{LatentAverage, WEncoder};
 use hyperstyle_testing::{assert_close, pattern_store, Fixture};
 
@@ -21,16 +21,16 @@ const W_CODES_MEAN_ABS: f64 = 4e-8;
 fn w_encoder_parity(config: &str) {
     let device = Default::default();
     let fixture = Fixture::load(config);
-    let n_styles = fixture.manifest.meta_usize("n_styles");
-    let store = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["encoder."]);
+    let n_styles = fixture.manifest.meta_usize("n_styles").unwrap();
+    let store = pattern_store(fixture.manifest.checkpoint("w_encoder").unwrap(), &["encoder."]);
     let encoder = WEncoder::<B>::load(&store.scope("encoder."), n_styles, &device).unwrap();
-    // HyperStyle adds the latent average of its own checkpoint (REFERENCE §7.2), not the one the
+    // HyperStyle adds the latent average of its own checkpoint (docs/ARCHITECTURE.md §7.2), not the one the
     // W-encoder checkpoint carries. With these fixtures the two cannot be told apart: both
     // checkpoints share one salt, so the HyperStyle `(n_styles, 512)` one is the W-encoder's
     // `(512,)` one repeated (checked below); the HyperStyle one is used because upstream does.
-    let hyperstyle = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["latent_avg"]);
+    let hyperstyle = pattern_store(fixture.manifest.checkpoint("hyperstyle").unwrap(), &["latent_avg"]);
     let latent_avg = LatentAverage::load(&hyperstyle.root(), "latent_avg", n_styles, &device).unwrap();
-    let own = pattern_store(fixture.manifest.checkpoint("w_encoder"), &["latent_avg"]);
+    let own = pattern_store(fixture.manifest.checkpoint("w_encoder").unwrap(), &["latent_avg"]);
     let own = LatentAverage::<B>::load(&own.root(), "latent_avg", n_styles, &device).unwrap();
     assert_eq!(own.value().dims(), [1, 512]);
     assert_eq!(

@@ -9,13 +9,13 @@ mod common;
 
 use burn::prelude::*;
 use common::B;
-use hyperstyle::domain_adaptation::{keep_adapted_layers, DomainAdapter, ReStyle, ADAPTED_LAYERS};
-use hyperstyle::editing::{
-    factor_range, sample_offsets, Editor, GanSpace, GanSpaceEdit, InterFaceGanDirection, CARS_EDITS, DIRECTION_KEY,
-};
+use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
+use hyperstyle::core::WeightStore;
+use hyperstyle::domain_adaptation::{DomainAdapter, ReStyle, ADAPTED_LAYERS};
+use hyperstyle::editing::{factor_range, Editor, GanSpace, GanSpaceEdit, InterFaceGanDirection, CARS_EDITS};
 use hyperstyle::encoders::EncoderType;
 use hyperstyle::image_ops::pool;
-use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise, WeightStore};
+use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise, WeightOffsets};
 use hyperstyle::{Domain, HyperStyle, Inversion};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
@@ -35,7 +35,7 @@ const RESTYLE_ITERS: usize = 2;
 /// inversion golden before the edits use it.
 fn invert(name: &str, fixture: &Fixture) -> (HyperStyle<B>, Inversion<B>) {
     let model = common::fixture_model(fixture);
-    let n_iters = fixture.manifest.meta_usize("n_iters");
+    let n_iters = fixture.manifest.meta_usize("n_iters").unwrap();
     let inversion = model
         .invert(fixture.golden.tensor("input", &Default::default()), n_iters)
         .unwrap();
@@ -45,7 +45,7 @@ fn invert(name: &str, fixture: &Fixture) -> (HyperStyle<B>, Inversion<B>) {
 
 /// Pattern tensors under the HyperStyle salt, as a store: `(key, pattern key, shape, mean, std)`.
 fn pattern_file(fixture: &Fixture, tensors: &[(&str, &str, Vec<usize>, f64, f64)]) -> WeightStore {
-    let checkpoint = fixture.manifest.checkpoint("hyperstyle");
+    let checkpoint = fixture.manifest.checkpoint("hyperstyle").unwrap();
     WeightStore::from_tensors(tensors.iter().map(|(key, pattern_key, shape, mean, std)| {
         let values = checkpoint.extra_pattern(pattern_key, shape.iter().product(), *mean, *std);
         (key.to_string(), shape.clone(), values)
@@ -59,7 +59,7 @@ fn direction(fixture: &Fixture, name: &str) -> InterFaceGanDirection<B> {
     let shape = if name == "pose" { vec![1, 18, 512] } else { vec![1, 512] };
     let store = pattern_file(
         fixture,
-        &[(DIRECTION_KEY, &format!("direction/{name}"), shape, 0.0, 0.045)],
+        &[(BARE_TENSOR_KEY, &format!("direction/{name}"), shape, 0.0, 0.045)],
     );
     InterFaceGanDirection::load(&store, &Default::default()).unwrap()
 }
@@ -149,13 +149,13 @@ fn interfacegan_and_domain_adaptation_ffhq1024() {
 
     // ReStyle from bare `encoder.` / `decoder.` keys without opts: class and size are detected.
     let restyle_store = pattern_store(
-        fixture.manifest.checkpoint("restyle_e4e"),
+        fixture.manifest.checkpoint("restyle_e4e").unwrap(),
         &["encoder.", "decoder.", "latent_avg"],
     );
     let restyle = ReStyle::<B>::load(&restyle_store, None, &device).unwrap();
     assert_eq!(restyle.config().encoder_type, EncoderType::ProgressiveBackbone);
     assert_eq!(restyle.config().output_size, 1024);
-    let toon_store = pattern_store(fixture.manifest.checkpoint("toon_generator"), &[""]);
+    let toon_store = pattern_store(fixture.manifest.checkpoint("toon_generator").unwrap(), &[""]);
     let toon = Generator::<B>::load(&toon_store.root(), &GeneratorConfig::new(1024), &device).unwrap();
     let adapter = DomainAdapter::new(restyle, toon).unwrap();
 
@@ -221,9 +221,15 @@ fn direction_files_are_checked() {
     let data: Vec<u8> = [1.0f32; 7].iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![7], &data).unwrap();
     let metadata = [("kind".to_string(), "stylegan2".to_string())].into_iter().collect();
-    safetensors::serialize_to_file(vec![(DIRECTION_KEY, view)], Some(metadata), &path).unwrap();
+    safetensors::serialize_to_file(vec![(BARE_TENSOR_KEY, view)], Some(metadata), &path).unwrap();
     let err = InterFaceGanDirection::<B>::from_file(&path, &Default::default()).unwrap_err();
-    assert!(matches!(err, hyperstyle::Error::InvalidFile { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            hyperstyle::Error::Core(hyperstyle::core::Error::InvalidFile { .. })
+        ),
+        "{err}"
+    );
     assert!(InterFaceGanDirection::<B>::from_file(dir.join("absent.safetensors"), &Default::default()).is_err());
 }
 
@@ -282,14 +288,15 @@ fn offsets_per_sample_and_adapted_layers() {
             &device,
         ));
     }
-    let second = sample_offsets(&offsets, 1).unwrap();
+    let offsets = WeightOffsets::new(offsets);
+    let second = offsets.sample(1).unwrap();
     assert_eq!(second[14].as_ref().unwrap().dims(), [1, 4, 4, 3, 3]);
     assert_eq!(
         to_vec(second[14].clone().unwrap()).1,
         to_vec(offsets[14].clone().unwrap().narrow(0, 1, 1)).1
     );
-    assert!(sample_offsets(&offsets, 2).is_err());
-    let kept = keep_adapted_layers(offsets);
+    assert!(offsets.sample(2).is_err());
+    let kept = offsets.keep_layers(&ADAPTED_LAYERS);
     let present: Vec<usize> = kept
         .iter()
         .enumerate()

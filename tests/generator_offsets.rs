@@ -3,11 +3,11 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use hyperstyle::backend;
-use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise};
+use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightOffsets};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
 /// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
-type B = backend::Default;
+type B = backend::DefaultBackend;
 
 struct Setup {
     generator: Generator<B>,
@@ -18,7 +18,7 @@ struct Setup {
 fn setup() -> Setup {
     let device = Default::default();
     let fixture = Fixture::load("ffhq256");
-    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["decoder."]);
+    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle").unwrap(), &["decoder."]);
     let generator = Generator::load(&store.scope("decoder."), &GeneratorConfig::new(256), &device).unwrap();
     let w_codes = fixture.golden.tensor::<B, 3>("w_codes", &device);
     Setup {
@@ -29,11 +29,11 @@ fn setup() -> Setup {
 }
 
 /// Offsets on an up-sampling conv (5), a plain conv (6), a ToRGB (7) and the last conv (18).
-fn random_offsets(setup: &Setup, batch: usize, seed: u64) -> Vec<Option<Tensor<B, 5>>> {
+fn random_offsets(setup: &Setup, batch: usize, seed: u64) -> WeightOffsets<B> {
     offsets_on(setup, batch, seed, &[5, 6, 7, 18])
 }
 
-fn offsets_on(setup: &Setup, batch: usize, seed: u64, layers: &[usize]) -> Vec<Option<Tensor<B, 5>>> {
+fn offsets_on(setup: &Setup, batch: usize, seed: u64, layers: &[usize]) -> WeightOffsets<B> {
     B::seed(&setup.device, seed);
     setup
         .generator
@@ -46,13 +46,6 @@ fn offsets_on(setup: &Setup, batch: usize, seed: u64, layers: &[usize]) -> Vec<O
                 Tensor::random([batch, o, i, k, k], Distribution::Uniform(-0.5, 0.5), &setup.device)
             })
         })
-        .collect()
-}
-
-fn sample(offsets: &[Option<Tensor<B, 5>>], b: usize) -> Vec<Option<Tensor<B, 5>>> {
-    offsets
-        .iter()
-        .map(|o| o.as_ref().map(|t| t.clone().narrow(0, b, 1)))
         .collect()
 }
 
@@ -75,7 +68,7 @@ fn batch_of_two_with_different_offsets_equals_each_sample_alone() {
             .synthesis(
                 setup.w_codes.clone().narrow(0, b, 1),
                 &Noise::Stored,
-                Some(&sample(&offsets, b)),
+                Some(&offsets.sample(b).unwrap()),
             )
             .unwrap();
         let (shape, expected) = to_vec(alone);
@@ -101,7 +94,7 @@ fn zero_offsets_equal_no_offsets() {
     // The per-sample path (modulated, demodulated kernels per sample) against the shared-weight
     // path (modulation moved onto the activations): the same function, different rounding.
     let setup = setup();
-    let zeros: Vec<Option<Tensor<B, 5>>> = random_offsets(&setup, 2, 1)
+    let zeros: WeightOffsets<B> = random_offsets(&setup, 2, 1)
         .into_iter()
         .map(|o| o.map(|t| t.zeros_like()))
         .collect();
@@ -122,7 +115,7 @@ fn zero_offsets_equal_no_offsets() {
 fn offset_without_batch_axis_broadcasts_over_the_batch() {
     let setup = setup();
     let one = random_offsets(&setup, 1, 3);
-    let two: Vec<Option<Tensor<B, 5>>> = one
+    let two: WeightOffsets<B> = one
         .iter()
         .map(|o| o.as_ref().map(|t| t.clone().repeat_dim(0, 2)))
         .collect();
@@ -142,11 +135,11 @@ fn offset_without_batch_axis_broadcasts_over_the_batch() {
 fn per_filter_pair_offset_equals_its_repetition_over_taps() {
     let setup = setup();
     // Layers 5 (up-sampling), 6, 18 (3×3) and 7 (ToRGB, 1×1 anyway), one factor per (out, in).
-    let compact: Vec<Option<Tensor<B, 5>>> = random_offsets(&setup, 2, 9)
+    let compact: WeightOffsets<B> = random_offsets(&setup, 2, 9)
         .into_iter()
         .map(|o| o.map(|t| t.narrow(3, 0, 1).narrow(4, 0, 1)))
         .collect();
-    let repeated: Vec<Option<Tensor<B, 5>>> = compact
+    let repeated: WeightOffsets<B> = compact
         .iter()
         .zip(setup.generator.config().layers())
         .map(|(o, layer)| {
@@ -186,10 +179,10 @@ fn batched_gemm_strategy_equals_per_sample_convs() {
         let (shape, expected) = to_vec(
             setup
                 .generator
-                .synthesis(latents.clone(), &Noise::Stored, offsets.as_deref())
+                .synthesis(latents.clone(), &Noise::Stored, offsets.as_ref())
                 .unwrap(),
         );
-        let image = gemm.synthesis(latents, &Noise::Stored, offsets.as_deref()).unwrap();
+        let image = gemm.synthesis(latents, &Noise::Stored, offsets.as_ref()).unwrap();
         // The same products summed in another order through 20 layers. Each float32 evaluation
         // lies within about the noise floor of this output (ffhq256 f32 vs f64: 1.8e-5 max-abs,
         // 2.0e-6 mean-abs) of the exact value, so two of them differ by at most twice that.
@@ -207,8 +200,9 @@ fn batched_gemm_strategy_equals_per_sample_convs() {
 #[test]
 fn wrong_offsets_are_errors_not_panics() {
     let setup = setup();
-    let mut offsets = random_offsets(&setup, 2, 5);
-    offsets.pop();
+    let mut layers = random_offsets(&setup, 2, 5).into_vec();
+    layers.pop();
+    let offsets = WeightOffsets::new(layers);
     let err = setup
         .generator
         .synthesis(setup.w_codes.clone(), &Noise::Stored, Some(&offsets))
@@ -247,7 +241,7 @@ fn noise_modes() {
     // Given noise equal to the stored buffers reproduces the stored-noise image exactly.
     let config = setup.generator.config().clone();
     let fixture = Fixture::load("ffhq256");
-    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["decoder.noises."]);
+    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle").unwrap(), &["decoder.noises."]);
     let given: Vec<Tensor<B, 4>> = (0..config.num_noise())
         .map(|i| {
             let r = config.noise_size(i);

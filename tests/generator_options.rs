@@ -8,11 +8,11 @@ use hyperstyle::stylegan2::{GenerateOptions, Generator, GeneratorConfig, Noise};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
 /// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
-type B = backend::Default;
+type B = backend::DefaultBackend;
 
 fn generator() -> (Generator<B>, Fixture) {
     let fixture = Fixture::load("ffhq256");
-    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["decoder."]);
+    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle").unwrap(), &["decoder."]);
     let generator = Generator::load(
         &store.scope("decoder."),
         &GeneratorConfig::new(256),
@@ -22,16 +22,20 @@ fn generator() -> (Generator<B>, Fixture) {
     (generator, fixture)
 }
 
-/// REFERENCE §2.1–2.3 in float64: PixelNorm, then 8 × sqrt(2)·lrelu_0.2(x·(W·0.01/√512)ᵀ + 0.01·b).
+/// docs/ARCHITECTURE.md §3.1–3.2 in float64: PixelNorm, then 8 × sqrt(2)·lrelu_0.2(x·(W·0.01/√512)ᵀ + 0.01·b).
 fn mapping_f64(fixture: &Fixture, z: &[f32]) -> Vec<f64> {
-    let checkpoint = fixture.manifest.checkpoint("hyperstyle");
+    let checkpoint = fixture.manifest.checkpoint("hyperstyle").unwrap();
     let mut x: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
     let norm = (x.iter().map(|v| v * v).sum::<f64>() / 512.0 + 1e-8).sqrt();
     x.iter_mut().for_each(|v| *v /= norm);
     for layer in 1..=8 {
         let key = |name: &str| format!("decoder.style.{layer}.{name}");
-        let w = checkpoint.pattern(&key("weight"), &checkpoint.tensors[&key("weight")]);
-        let b = checkpoint.pattern(&key("bias"), &checkpoint.tensors[&key("bias")]);
+        let w = checkpoint
+            .pattern(&key("weight"), &checkpoint.tensors[&key("weight")])
+            .unwrap();
+        let b = checkpoint
+            .pattern(&key("bias"), &checkpoint.tensors[&key("bias")])
+            .unwrap();
         let scale = 0.01 / 512f64.sqrt();
         x = (0..512)
             .map(|o| {
@@ -57,7 +61,7 @@ fn mapping_network_matches_float64_reference() {
         .map(|v| v as f32)
         .collect();
     // No golden covers the mapping network (HyperStyle feeds W codes), so it is checked against
-    // REFERENCE §2.1–2.3 evaluated in float64. Eight layers of 512-term float32 dot products
+    // docs/ARCHITECTURE.md §3.1–3.2 evaluated in float64. Eight layers of 512-term float32 dot products
     // measured 8.3e-6 max-abs / 9.6e-7 mean-abs on values up to 5.4 (1.5e-6 relative): we allow
     // about 2×.
     assert_close(

@@ -1,7 +1,7 @@
 //! The generator against the upstream golden outputs: golden `w_codes` → generator (no offsets,
 //! stored noise) → 256×256 pool must equal `w_inversion_pooled`.
 
-use hyperstyle::backend::Default as B;
+use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::image_ops::pool;
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise};
 use hyperstyle_testing::{assert_close, pattern_store, Fixture};
@@ -16,8 +16,8 @@ const MEAN_ABS: f64 = 1e-5;
 fn generator_parity(config: &str, max_tol: f64, mean_tol: f64) {
     let device = Default::default();
     let fixture = Fixture::load(config);
-    let size = fixture.manifest.meta_usize("output_size");
-    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["decoder."]);
+    let size = fixture.manifest.meta_usize("output_size").unwrap();
+    let store = pattern_store(fixture.manifest.checkpoint("hyperstyle").unwrap(), &["decoder."]);
     let generator = Generator::<B>::load(&store.scope("decoder."), &GeneratorConfig::new(size), &device).unwrap();
     let w_codes = fixture.golden.tensor::<B, 3>("w_codes", &device);
     let image = generator.synthesis(w_codes, &Noise::Stored, None).unwrap();

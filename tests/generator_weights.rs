@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use hyperstyle::backend::Cpu;
-use hyperstyle::stylegan2::{Error, Generator, GeneratorConfig, WeightStore};
+use hyperstyle::core::WeightStore;
+use hyperstyle::stylegan2::{Error, Generator, GeneratorConfig};
 use hyperstyle_testing::{Fixture, NamedTensor};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -12,7 +13,9 @@ fn decoder_tensors() -> Vec<NamedTensor> {
     Fixture::load("ffhq256")
         .manifest
         .checkpoint("hyperstyle")
+        .unwrap()
         .pattern_tensors("decoder.")
+        .unwrap()
 }
 
 fn load(tensors: Vec<NamedTensor>) -> Result<Generator<Cpu>, Error> {

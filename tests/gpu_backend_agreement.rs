@@ -10,14 +10,14 @@
 use burn::prelude::*;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::Distribution;
-use hyperstyle::backend::{Cpu, Default as Gpu};
+use hyperstyle::backend::{Cpu, DefaultBackend as Gpu};
 use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightStore};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
 /// Keys of an 8×8 generator inside the fixture's `decoder.` (its first layers are the same).
 fn small_generator_store() -> WeightStore {
     let fixture = Fixture::load("ffhq256");
-    let full = pattern_store(fixture.manifest.checkpoint("hyperstyle"), &["decoder."]);
+    let full = pattern_store(fixture.manifest.checkpoint("hyperstyle").unwrap(), &["decoder."]);
     let blocks = [
         "conv1.",
         "to_rgb1.",

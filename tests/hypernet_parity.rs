@@ -3,16 +3,14 @@
 //! → pooled image must equal `iter{i}_image_pooled`; the offsets must match the golden delta
 //! statistics after step 0 and after the last step.
 
-use burn::prelude::*;
 use hyperstyle::backend;
 use hyperstyle::hypernet::{HypernetConfig, Hypernetwork};
 use hyperstyle::image_ops::{crop_rows, pool};
-use hyperstyle::pipeline::accumulate_offsets;
-use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise};
+use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise, WeightOffsets};
 use hyperstyle_testing::{assert_close, check_all_delta_stats, pattern_store, Fixture};
 
 /// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
-type B = backend::Default;
+type B = backend::DefaultBackend;
 
 // Images: upstream's own float32 run differs from its float64 run on `iter{i}_image_pooled`
 // (ffhq256) by up to 4.7e-5 max-abs and 6.2e-6 mean-abs (values up to ±16): the float32 noise
@@ -24,17 +22,13 @@ fn hypernet_parity(config: &str) {
     let device = Default::default();
     let fixture = Fixture::load(config);
     let meta = &fixture.manifest.meta;
-    let size = fixture.manifest.meta_usize("output_size");
-    let n_iters = fixture.manifest.meta_usize("n_iters");
+    let size = fixture.manifest.meta_usize("output_size").unwrap();
+    let n_iters = fixture.manifest.meta_usize("n_iters").unwrap();
     let cars = meta["dataset_type"].as_str().unwrap().contains("cars");
-    let checkpoint = fixture.manifest.checkpoint("hyperstyle");
+    let checkpoint = fixture.manifest.checkpoint("hyperstyle").unwrap();
     let store = pattern_store(checkpoint, &["hypernet.", "decoder."]);
-    let hn_config = HypernetConfig::new(
-        size,
-        meta["layers_to_tune"].as_str().unwrap(),
-        "SharedWeightsHyperNetResNet",
-    )
-    .unwrap();
+    let hn_config = HypernetConfig::new(GeneratorConfig::new(size))
+        .with_layers_to_tune(meta["layers_to_tune"].as_str().unwrap().parse().unwrap());
     let hypernet = Hypernetwork::<B>::load(&store.scope("hypernet."), &hn_config, &device).unwrap();
     let generator = Generator::<B>::load(&store.scope("decoder."), &GeneratorConfig::new(size), &device).unwrap();
     let golden = &fixture.golden;
@@ -47,15 +41,18 @@ fn hypernet_parity(config: &str) {
     } else {
         w_inversion
     };
-    let mut accumulated: Option<Vec<Option<Tensor<B, 5>>>> = None;
+    let mut accumulated: Option<WeightOffsets<B>> = None;
     for step in 0..n_iters {
         let offsets = hypernet.forward(input.clone(), reconstruction).unwrap();
         if step == 0 {
             check_all_delta_stats(golden, "_step0", &offsets);
         }
-        accumulated = Some(accumulate_offsets(accumulated, offsets));
+        accumulated = Some(match accumulated {
+            Some(sum) => sum.accumulate(offsets).unwrap(),
+            None => offsets,
+        });
         let image = generator
-            .synthesis(w_codes.clone(), &Noise::Stored, accumulated.as_deref())
+            .synthesis(w_codes.clone(), &Noise::Stored, accumulated.as_ref())
             .unwrap();
         let pooled = if cars {
             pool(crop_rows(image, 64, 448), 192, 256)

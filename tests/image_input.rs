@@ -59,7 +59,10 @@ fn source_photos_resize_to_upstream_inputs_exactly() {
 #[test]
 fn bad_files_are_typed_errors() {
     let missing = scratch("missing.png");
-    assert!(matches!(load_image(&missing), Err(Error::Io { .. })));
+    assert!(matches!(
+        load_image(&missing),
+        Err(Error::Core(hyperstyle::core::Error::Io { .. }))
+    ));
 
     let empty = scratch("empty.png");
     std::fs::write(&empty, b"").unwrap();

@@ -3,8 +3,9 @@
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use hyperstyle::backend::Cpu;
-use hyperstyle::saved::{load_inversion, save_inversion, OffsetPrecision};
-use hyperstyle::{Domain, Error, HyperStyleConfig};
+use hyperstyle::core::Error as CoreError;
+use hyperstyle::stylegan2::WeightOffsets;
+use hyperstyle::{Domain, Error, HyperStyleConfig, OffsetPrecision, SavedInversion};
 use hyperstyle_testing::{assert_close, to_vec};
 
 type B = Cpu;
@@ -15,7 +16,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
-fn example() -> (Tensor<B, 3>, Vec<Option<Tensor<B, 5>>>) {
+fn example() -> (Tensor<B, 3>, WeightOffsets<B>) {
     let device = Default::default();
     let latents = Tensor::random([2, 14, 512], Distribution::Normal(0.0, 1.0), &device);
     let mut offsets = vec![None; 20];
@@ -29,7 +30,7 @@ fn example() -> (Tensor<B, 3>, Vec<Option<Tensor<B, 5>>>) {
         Distribution::Normal(0.0, 1.0),
         &device,
     ));
-    (latents, offsets)
+    (latents, WeightOffsets::new(offsets))
 }
 
 #[test]
@@ -41,13 +42,18 @@ fn round_trip_f32_is_exact_and_f16_is_half_precision() {
     };
     for (precision, tolerance) in [(OffsetPrecision::F32, 0.0), (OffsetPrecision::F16, 2f64.powi(-11))] {
         let path = scratch(&format!("inversion_{precision:?}.safetensors"));
-        save_inversion(&path, latents.clone(), &offsets, &config, precision).unwrap();
-        let saved = load_inversion::<B>(&path, &Default::default()).unwrap();
+        let inversion = SavedInversion {
+            latents: latents.clone(),
+            offsets: offsets.clone(),
+            config: config.clone(),
+        };
+        inversion.save(&path, precision).unwrap();
+        let saved = SavedInversion::<B>::load(&path, &Default::default()).unwrap();
         assert_eq!(saved.config, config);
         let (shape, values) = to_vec(latents.clone());
         assert_close("latents", saved.latents, (&shape, &values), 0.0, 0.0);
         assert_eq!(saved.offsets.len(), 20);
-        for (j, (a, b)) in saved.offsets.iter().zip(&offsets).enumerate() {
+        for (j, (a, b)) in saved.offsets.iter().zip(offsets.iter()).enumerate() {
             assert_eq!(a.is_some(), b.is_some(), "layer {j}");
             if let (Some(a), Some(b)) = (a, b) {
                 let (shape, values) = to_vec(b.clone());
@@ -76,8 +82,44 @@ fn other_files_are_refused() {
     let data = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
     safetensors::serialize_to_file(vec![("x", view)], None, &path).unwrap();
-    let err = load_inversion::<B>(&path, &Default::default()).unwrap_err();
-    assert!(matches!(err, Error::InvalidFile { .. }), "{err}");
-    let err = load_inversion::<B>(scratch("absent.safetensors"), &Default::default()).unwrap_err();
+    let err = SavedInversion::<B>::load(&path, &Default::default()).unwrap_err();
+    assert!(matches!(err, Error::Core(CoreError::InvalidFile { .. })), "{err}");
+    let err = SavedInversion::<B>::load(scratch("absent.safetensors"), &Default::default()).unwrap_err();
     assert!(err.to_string().contains("absent.safetensors"), "{err}");
+}
+
+/// A crafted file claiming an absurd number of layers is refused before anything is allocated.
+#[test]
+fn absurd_layer_counts_are_refused() {
+    let (latents, offsets) = example();
+    let path = scratch("many_layers.safetensors");
+    let config = HyperStyleConfig {
+        output_size: 256,
+        ..HyperStyleConfig::for_domain(Domain::Faces)
+    };
+    let saved = SavedInversion {
+        latents,
+        offsets,
+        config,
+    };
+    saved.save(&path, OffsetPrecision::F16).unwrap();
+    let st = std::fs::read(&path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&st).unwrap();
+    let mut metadata = meta.metadata().clone().unwrap();
+    metadata.insert("n_layers".into(), "18446744073709551615".into());
+    let tensors = safetensors::SafeTensors::deserialize(&st).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors.tensors();
+    safetensors::serialize_to_file(views, Some(metadata), &path).unwrap();
+    let err = SavedInversion::<B>::load(&path, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("n_layers"), "{err}");
+    // One sample of a batch of two, and a sample that is not there.
+    let (latents, offsets) = example();
+    let config = HyperStyleConfig::for_domain(Domain::Faces);
+    let saved = SavedInversion {
+        latents,
+        offsets,
+        config,
+    };
+    assert_eq!(saved.sample(1).unwrap().latents.dims(), [1, 14, 512]);
+    assert!(saved.sample(2).unwrap_err().is_invalid_input());
 }

@@ -9,7 +9,7 @@ use hyperstyle::{HyperStyle, HyperStyleConfig, Inversion};
 use hyperstyle_testing::{assert_close, check_all_delta_stats, error_stats, hyperstyle_stores, to_vec, Fixture};
 
 /// The parity suite runs on the fastest enabled backend (the CPU unless `--features wgpu` or `cuda`).
-pub type B = backend::Default;
+pub type B = backend::DefaultBackend;
 
 // Float32 noise floor (upstream's f32 run against its f64 run, ffhq256): w_codes 1.2e-7 max-abs /
 // 8.3e-9 mean-abs; images 4.7e-5 / 6.2e-6. Unlike the per-network tests, errors here compound
@@ -21,9 +21,14 @@ const IMAGES: (f64, f64) = (2.5e-4, 3e-5);
 /// The fixture's HyperStyle model (pattern weights rebuilt from the manifest).
 pub fn fixture_model(fixture: &Fixture) -> HyperStyle<B> {
     // The manifest's meta holds upstream's opts fields (dataset_type, output_size, layers_to_tune).
-    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta);
+    let config = HyperStyleConfig::from_opts(&fixture.manifest.meta).unwrap();
     let (model, w_encoder) = hyperstyle_stores(&fixture.manifest);
-    HyperStyle::load(&model, &w_encoder, Some(config), &Default::default()).unwrap()
+    HyperStyle::<B>::builder()
+        .model_weights(model)
+        .w_encoder_weights(w_encoder)
+        .config(config)
+        .load(&Default::default())
+        .unwrap()
 }
 
 /// Checks an inversion of golden `input` against every golden the fixture has for it: `w_codes`,
@@ -95,7 +100,9 @@ pub fn check_half_precision_inversion(precision: Precision) {
     let fixture = Fixture::load("ffhq256");
     let model = fixture_model(&fixture);
     let input = fixture.golden.tensor::<B, 4>("input", &device);
-    let inversion = model.invert(input, fixture.manifest.meta_usize("n_iters")).unwrap();
+    let inversion = model
+        .invert(input, fixture.manifest.meta_usize("n_iters").unwrap())
+        .unwrap();
     assert_eq!(backend::precision::<B>(&device), Some(precision));
     // The device's precision is fixed now: asking again for it is fine, for another is an error.
     set_precision::<B>(&device, precision).unwrap();

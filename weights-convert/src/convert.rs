@@ -5,13 +5,15 @@ use std::path::Path;
 
 use serde_json::{Map, Value as Json};
 
+use hyperstyle_core::atomic::write_atomically_with;
+
 use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
 use crate::kind::{self, Kind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::source::{ByteSource, FileSource};
 use crate::torch::{read_checkpoint, Checkpoint, Format};
-use crate::{atomic, metadata, writer};
+use crate::{metadata, writer};
 
 /// Options of a conversion.
 #[derive(Clone, Copy, Debug, Default)]
@@ -132,9 +134,11 @@ pub fn convert_file(input: &Path, output: &Path, options: &ConvertOptions) -> Re
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let meta = metadata::build(&plan, kind, &source_file, &metadata::sha256_hex(&src)?);
-    let bytes = atomic::write_atomically(output, |w| {
-        writer::write_safetensors(&src, &plan, ck.big_endian, &meta, w)
-    })?;
+    let bytes = write_atomically_with(
+        output,
+        |w| writer::write_safetensors(&src, &plan, ck.big_endian, &meta, w),
+        |step, e| ConvertError::io(format!("{} {}", step.describe(), output.display()), e),
+    )?;
     Ok(summary(&ck, &plan, kind, bytes))
 }
 

@@ -27,7 +27,6 @@
 #![warn(missing_docs)]
 
 pub mod allowlist;
-mod atomic;
 mod convert;
 pub mod dtype;
 pub mod error;
@@ -43,7 +42,6 @@ pub mod torch;
 pub mod writer;
 pub mod zip;
 
-pub use atomic::write_atomically;
 pub use convert::{
     convert_bytes, convert_file, inspect_bytes, inspect_file, ConvertOptions, ConvertSummary, Inventory, InventoryEntry,
 };

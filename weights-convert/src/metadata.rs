@@ -20,23 +20,9 @@ use crate::kind::Kind;
 use crate::plan::Plan;
 use crate::source::ByteSource;
 
-/// Value of the `format` entry.
-pub const FORMAT_VERSION: &str = "hyperstyle-rs/1";
-
-/// Metadata key: format version.
-pub const FORMAT: &str = "format";
-/// Metadata key: checkpoint kind.
-pub const KIND: &str = "kind";
-/// Metadata key: training options as JSON.
-pub const OPTS: &str = "opts";
-/// Metadata key: alias map as JSON.
-pub const ALIASES: &str = "aliases";
-/// Metadata key: input file name.
-pub const SOURCE_FILE: &str = "source_file";
-/// Metadata key: input file hash.
-pub const SOURCE_SHA256: &str = "source_sha256";
-/// Metadata key: other non-tensor top-level values as JSON.
-pub const SCALARS: &str = "scalars";
+pub use hyperstyle_core::checkpoint::{
+    ALIASES, FORMAT, FORMAT_VERSION, KIND, OPTS, SCALARS, SOURCE_FILE, SOURCE_SHA256,
+};
 
 /// Builds the metadata map for a planned conversion.
 pub fn build(plan: &Plan, kind: Kind, source_file: &str, source_sha256: &str) -> BTreeMap<String, String> {

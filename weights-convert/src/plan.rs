@@ -16,8 +16,7 @@ use crate::pickle::{Obj, Value};
 use crate::tensor::TensorRef;
 use crate::torch::{Checkpoint, StorageData};
 
-/// Key under which a file whose top-level object is a tensor (an edit direction) stores it.
-pub const BARE_TENSOR_KEY: &str = "tensor";
+pub use hyperstyle_core::checkpoint::BARE_TENSOR_KEY;
 /// Separator between the components of a flattened key (`state_dict/decoder.conv1.weight`).
 pub const KEY_SEPARATOR: &str = "/";
 /// The safetensors header's reserved key.

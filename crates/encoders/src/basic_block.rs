@@ -1,11 +1,11 @@
-//! torchvision's ResNet `BasicBlock`, as used by the ResNet-34 backbone (REFERENCE §6.1).
+//! torchvision's ResNet `BasicBlock`, as used by the ResNet-34 backbone (docs/ARCHITECTURE.md §5.4).
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
 use crate::conv2d::{Conv2d, ConvShape};
-use crate::error::Result;
+use hyperstyle_core::Result;
 
 /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + identity)`, where `conv1` (3×3) carries the stride,
 /// `conv2` is 3×3 stride 1, and `identity` is `x` or `downsample(x)` (conv1×1 with the stride

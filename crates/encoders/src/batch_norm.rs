@@ -1,11 +1,11 @@
-//! `nn.BatchNorm2d` in eval mode (REFERENCE §2.6), reduced at load time to a per-channel affine map.
+//! `nn.BatchNorm2d` in eval mode (docs/ARCHITECTURE.md §5.1), reduced at load time to a per-channel affine map.
 
 use burn::module::Param;
 use burn::prelude::*;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
-use crate::error::Result;
 use crate::per_channel::per_sample;
+use hyperstyle_core::Result;
 
 /// PyTorch's default BatchNorm epsilon.
 const EPS: f64 = 1e-5;

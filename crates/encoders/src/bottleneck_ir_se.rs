@@ -1,13 +1,13 @@
-//! `bottleneck_IR_SE(in_channel, depth, stride)`: the residual unit of IR-SE-50 (REFERENCE §5.1).
+//! `bottleneck_IR_SE(in_channel, depth, stride)`: the residual unit of IR-SE-50 (docs/ARCHITECTURE.md §5.1).
 
 use burn::prelude::*;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
 use crate::batch_norm::BatchNorm;
 use crate::conv2d::{Conv2d, ConvShape};
-use crate::error::Result;
 use crate::prelu::PRelu;
 use crate::se_module::SeModule;
+use hyperstyle_core::Result;
 
 /// `res_layer(x) + shortcut_layer(x)`, no activation after the sum.
 ///

@@ -5,18 +5,23 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
 use crate::batch_norm;
-use crate::error::Result;
+use hyperstyle_core::Result;
 
 /// Geometry of a square convolution: channels, kernel size, stride and zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
+    /// Input channels.
     pub in_channels: usize,
+    /// Output channels.
     pub out_channels: usize,
+    /// Kernel side.
     pub kernel: usize,
+    /// Stride (both axes).
     pub stride: usize,
+    /// Zero padding (every side).
     pub padding: usize,
 }
 

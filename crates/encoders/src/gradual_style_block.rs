@@ -1,11 +1,11 @@
-//! `GradualStyleBlock(512, 512, 16)`, pSp's "map2style" head as ReStyle-e4e uses it (REFERENCE §5.4).
+//! `GradualStyleBlock(512, 512, 16)`, pSp's "map2style" head as ReStyle-e4e uses it (docs/ARCHITECTURE.md §5.3).
 
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
-use hyperstyle_stylegan2::{EqualLinear, Weights};
+use hyperstyle_core::{EqualLinear, EqualLinearConfig, Weights};
 
 use crate::conv2d::{Conv2d, ConvShape};
-use crate::error::{Error, Result};
+use hyperstyle_core::{Error, Result};
 
 /// `nn.LeakyReLU()`'s default slope (no gain; not StyleGAN's `√2·lrelu_0.2`).
 const LEAKY_SLOPE: f64 = 0.01;
@@ -38,7 +38,7 @@ impl<B: Backend> GradualStyleBlock<B> {
             .collect::<Result<_>>()?;
         Ok(Self {
             convs,
-            linear: EqualLinear::load(&weights.pp("linear"), channels, channels, 1.0, true, false, device)?,
+            linear: EqualLinearConfig::new(channels, channels).load(&weights.pp("linear"), device)?,
             spatial,
         })
     }

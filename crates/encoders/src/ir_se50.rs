@@ -1,13 +1,13 @@
 //! The IR-SE-50 backbone (ArcFace's `Backbone(50, 'ir_se')` without its output layer), shared
-//! by the W encoder and ReStyle-e4e (REFERENCE §5.1, §5.2, §11.3).
+//! by the W encoder and ReStyle-e4e (docs/ARCHITECTURE.md §5.1, §5.2, §10.2).
 
 use burn::prelude::*;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
 use crate::bottleneck_ir_se::BottleneckIrSe;
 use crate::conv2d::{Conv2d, ConvShape};
-use crate::error::{Error, Result};
 use crate::prelu::PRelu;
+use hyperstyle_core::{Error, Result};
 
 /// `get_blocks(50)`: per stage `(in_channel, depth, units)`; the first unit of each stage has
 /// stride 2, the others stride 1 (24 units, keys `body.0` … `body.23`).

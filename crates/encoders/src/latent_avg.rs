@@ -1,10 +1,10 @@
-//! `latent_avg`: the average W code that the encoders predict offsets from (REFERENCE §7.2, §15.20).
+//! `latent_avg`: the average W code that the encoders predict offsets from (docs/ARCHITECTURE.md §7.2, §11.14).
 
 use burn::module::Param;
 use burn::prelude::*;
-use hyperstyle_stylegan2::{Error as WeightsError, Weights};
+use hyperstyle_core::Weights;
 
-use crate::error::{Error, Result};
+use hyperstyle_core::{Error, Result};
 
 /// Width of a W code.
 pub const STYLE_DIM: usize = 512;
@@ -26,18 +26,17 @@ impl<B: Backend> LatentAverage<B> {
         let shape = weights
             .store()
             .shape(&key)
-            .ok_or_else(|| WeightsError::MissingKey { key: key.clone() })?;
+            .ok_or_else(|| Error::MissingKey { key: key.clone() })?;
         let rows = if shape == [STYLE_DIM] {
             1
         } else if shape == [n_styles, STYLE_DIM] {
             n_styles
         } else {
-            return Err(WeightsError::ShapeMismatch {
+            return Err(Error::ShapeMismatch {
                 key,
                 expected: vec![n_styles, STYLE_DIM],
                 found: shape,
-            }
-            .into());
+            });
         };
         let values = weights.values(name, &shape)?;
         Ok(Self {

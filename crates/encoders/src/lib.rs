@@ -1,4 +1,4 @@
-//! HyperStyle's image encoders on Burn (REFERENCE §5, §6.1).
+//! HyperStyle's image encoders on Burn (docs/ARCHITECTURE.md §5.4).
 //!
 //! * [`WEncoder`]: IR-SE-50 → pooled W code; HyperStyle's initial inversion is
 //!   [`WEncoder::w_codes`] = encoder output + the HyperStyle checkpoint's [`LatentAverage`].
@@ -6,14 +6,14 @@
 //!   [`ResNetProgressiveBackboneEncoder`]) with 18 map2style heads, for domain adaptation.
 //! * [`ResNet34`]: the ResNet-34 backbone the hypernetwork shares with ReStyle's ResNet variant.
 //!
-//! Every network loads from a [`Weights`](hyperstyle_stylegan2::Weights) view with PyTorch key
+//! Every network loads from a [`Weights`](hyperstyle_core::Weights) view with PyTorch key
 //! names, checks every shape, and folds eval-mode BatchNorms into scales (or into the preceding
 //! convolution) at load time.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
 //! use hyperstyle_encoders::{LatentAverage, WEncoder};
-//! use hyperstyle_stylegan2::WeightStore;
+//! use hyperstyle_core::WeightStore;
 //! # fn main() -> Result<(), hyperstyle_encoders::Error> {
 //! let device = Default::default();
 //! let w_encoder_file = WeightStore::open("faces_w_encoder.safetensors")?;
@@ -25,11 +25,12 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod basic_block;
 pub mod batch_norm;
 pub mod bottleneck_ir_se;
 pub mod conv2d;
-pub mod error;
 pub mod gradual_style_block;
 pub mod ir_se50;
 pub mod latent_avg;
@@ -40,7 +41,7 @@ pub mod restyle_e4e;
 pub mod se_module;
 pub mod w_encoder;
 
-pub use error::{Error, Result};
+pub use hyperstyle_core::{Error, Result};
 pub use ir_se50::IrSe50;
 pub use latent_avg::LatentAverage;
 pub use resnet34::ResNet34;

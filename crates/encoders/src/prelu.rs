@@ -3,10 +3,10 @@
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
-use crate::error::Result;
 use crate::per_channel::per_sample;
+use hyperstyle_core::Result;
 
 /// PReLU with per-channel slopes (IR-SE units, the encoders' input layers, the ResNet-34 stem).
 #[derive(Module, Debug)]

@@ -1,14 +1,14 @@
 //! The ResNet-34 backbone of HyperStyle's hypernetwork and of ReStyle's
-//! `ResNetProgressiveBackboneEncoder` (REFERENCE §6.1, §5.4).
+//! `ResNetProgressiveBackboneEncoder` (docs/ARCHITECTURE.md §5.4, §5.3).
 
 use burn::prelude::*;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
 use crate::basic_block::BasicBlock;
 use crate::conv2d::{Conv2d, ConvShape};
-use crate::error::Result;
 use crate::ir_se50::check_image;
 use crate::prelu::PRelu;
+use hyperstyle_core::Result;
 
 /// torchvision resnet34 `layer1..layer4`: per stage `(out_channels, blocks)`; the first block of
 /// stages 2–4 has stride 2 and a downsample (keys `body.0` … `body.15`, downsamples at 3, 7, 13).

@@ -1,16 +1,16 @@
-//! ReStyle-e4e encoders (`restyle_e4e_encoders.py`), used by domain adaptation (REFERENCE §5.4,
-//! §9, §11.4): a backbone and `n_styles` map2style heads all reading its final feature map.
+//! ReStyle-e4e encoders (`restyle_e4e_encoders.py`), used by domain adaptation (docs/ARCHITECTURE.md §5.3,
+//! §9, §10.2): a backbone and `n_styles` map2style heads all reading its final feature map.
 
 use std::fmt;
 use std::str::FromStr;
 
 use burn::prelude::*;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
-use crate::error::{Error, Result};
 use crate::gradual_style_block::GradualStyleBlock;
 use crate::ir_se50::{IrSe50, FEATURE_CHANNELS};
 use crate::resnet34::ResNet34;
+use hyperstyle_core::{parse_name, Error, Result};
 
 /// Side of the feature map the map2style heads are built for (`GradualStyleBlock(512, 512, 16)`).
 const HEAD_SPATIAL: usize = 16;
@@ -25,6 +25,9 @@ pub enum EncoderType {
 }
 
 impl EncoderType {
+    /// Every class.
+    pub const ALL: [EncoderType; 2] = [Self::ProgressiveBackbone, Self::ResNetProgressiveBackbone];
+
     /// The upstream class name.
     pub fn name(self) -> &'static str {
         match self {
@@ -42,10 +45,13 @@ impl EncoderType {
         ) {
             (true, false) => Ok(Self::ProgressiveBackbone),
             (false, true) => Ok(Self::ResNetProgressiveBackbone),
-            _ => Err(Error::UnknownEncoderType(format!(
-                "<no single backbone stem under `{}`>",
-                weights.prefix()
-            ))),
+            _ => Err(Error::InvalidFile {
+                path: weights.store().path().to_path_buf(),
+                reason: format!(
+                    "no single ReStyle backbone stem (`input_layer.0.weight` or `conv1.weight`) under `{}`",
+                    weights.prefix()
+                ),
+            }),
         }
     }
 }
@@ -53,12 +59,9 @@ impl EncoderType {
 impl FromStr for EncoderType {
     type Err = Error;
 
-    /// Parses `opts['encoder_type']`; any other class name is [`Error::UnknownEncoderType`].
+    /// Parses `opts['encoder_type']`; any other class name is [`Error::Unknown`].
     fn from_str(name: &str) -> Result<Self> {
-        [Self::ProgressiveBackbone, Self::ResNetProgressiveBackbone]
-            .into_iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| Error::UnknownEncoderType(name.to_string()))
+        parse_name("ReStyle encoder type", name, &Self::ALL, Self::name)
     }
 }
 
@@ -166,7 +169,7 @@ impl<B: Backend, N: Backbone<B>> ProgressiveEncoder<B, N> {
 /// A ReStyle-e4e encoder of either class, chosen by the checkpoint's `encoder_type`.
 ///
 /// One ReStyle iteration is `codes = encoder(cat([x, y_hat])) + previous codes` (the first
-/// iteration adds `latent_avg` and feeds the image of the average latent); see REFERENCE §5.5, §9.
+/// iteration adds `latent_avg` and feeds the image of the average latent); see docs/ARCHITECTURE.md §5.3.
 #[derive(Module, Debug)]
 pub enum ReStyleEncoder<B: Backend> {
     /// `ProgressiveBackboneEncoder`.

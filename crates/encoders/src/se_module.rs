@@ -1,11 +1,11 @@
-//! Squeeze-and-excitation `SEModule(channels, 16)` of the IR-SE units (REFERENCE §2.6).
+//! Squeeze-and-excitation `SEModule(channels, 16)` of the IR-SE units (docs/ARCHITECTURE.md §5.1).
 
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Weights;
 
-use crate::error::Result;
+use hyperstyle_core::Result;
 
 /// Channel reduction of the squeeze step.
 const REDUCTION: usize = 16;

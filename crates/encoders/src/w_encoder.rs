@@ -1,12 +1,12 @@
-//! `WEncoder`: HyperStyle's initial W inverter (REFERENCE §5.2, §7.2, §11.3).
+//! `WEncoder`: HyperStyle's initial W inverter (docs/ARCHITECTURE.md §5.2, §7.2, §10.2).
 
 use burn::prelude::*;
-use hyperstyle_stylegan2::{EqualLinear, Weights};
+use hyperstyle_core::{EqualLinear, EqualLinearConfig, Weights};
 
-use crate::error::{Error, Result};
 use crate::ir_se50::{IrSe50, FEATURE_CHANNELS};
 use crate::latent_avg::{LatentAverage, STYLE_DIM};
 use crate::se_module::spatial_mean;
+use hyperstyle_core::{Error, Result};
 
 /// `WEncoder(50, 'ir_se')`: IR-SE-50 on the RGB image → global average pool → `linear`
 /// (EqualLinear 512→512) → that one vector repeated `n_styles` times. All rows are equal: a W
@@ -30,15 +30,7 @@ impl<B: Backend> WEncoder<B> {
         // Upstream hard-codes 3 input channels (the pSp wrapper also forces `input_nc = 3`).
         let encoder = Self {
             backbone: IrSe50::load(weights, 3, device)?,
-            linear: EqualLinear::load(
-                &weights.pp("linear"),
-                FEATURE_CHANNELS,
-                STYLE_DIM,
-                1.0,
-                true,
-                false,
-                device,
-            )?,
+            linear: EqualLinearConfig::new(FEATURE_CHANNELS, STYLE_DIM).load(&weights.pp("linear"), device)?,
             n_styles,
         };
         weights.check_all_used()?;

@@ -1,12 +1,12 @@
 //! The ResNet-34 backbone against a plain float64 implementation written from the torchvision /
-//! HyperStyle definition (REFERENCE §6.1): there is no upstream golden for the backbone alone.
+//! HyperStyle definition (docs/ARCHITECTURE.md §5.4): there is no upstream golden for the backbone alone.
 
 mod common;
 
 use burn::prelude::*;
 use common::{resnet34_tensors, B};
+use hyperstyle_core::{WeightStore, Weights};
 use hyperstyle_encoders::ResNet34;
-use hyperstyle_stylegan2::{WeightStore, Weights};
 use hyperstyle_testing::pattern::pattern_values;
 use hyperstyle_testing::{error_stats, to_vec, Fixture};
 
@@ -113,7 +113,8 @@ fn reference_resnet34(x: Map, weights: &Weights) -> Map {
 fn resnet34_matches_float64_reference() {
     let device = Default::default();
     let fixture = Fixture::load("ffhq256");
-    let store = WeightStore::from_tensors(resnet34_tensors(fixture.manifest.checkpoint("hyperstyle"), "")).unwrap();
+    let store =
+        WeightStore::from_tensors(resnet34_tensors(fixture.manifest.checkpoint("hyperstyle").unwrap(), "")).unwrap();
     let weights = store.root();
     let network = ResNet34::<B>::load(&weights, 6, &device).unwrap();
 

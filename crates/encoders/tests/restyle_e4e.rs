@@ -42,7 +42,7 @@ fn check_encoder(encoder: &ReStyleEncoder<B>) {
 fn progressive_backbone_encoder_ir_se50() {
     let device = Default::default();
     let fixture = Fixture::load("ffhq1024");
-    let store = pattern_store(fixture.manifest.checkpoint("restyle_e4e"), &["encoder."]);
+    let store = pattern_store(fixture.manifest.checkpoint("restyle_e4e").unwrap(), &["encoder."]);
     let weights = store.scope("encoder.");
     let encoder_type: EncoderType = "ProgressiveBackboneEncoder".parse().unwrap();
     assert_eq!(EncoderType::detect(&weights).unwrap(), encoder_type);
@@ -69,7 +69,7 @@ fn resnet_progressive_backbone_encoder() {
 fn rows_are_w0_plus_deltas() {
     let device = Default::default();
     let fixture = Fixture::load("ffhq1024");
-    let checkpoint = fixture.manifest.checkpoint("restyle_e4e");
+    let checkpoint = fixture.manifest.checkpoint("restyle_e4e").unwrap();
     let mut tensors = common::rekeyed(checkpoint, "encoder.", "encoder.");
     tensors.retain(|(key, _, _)| !key.starts_with("encoder.styles."));
     let head0 = common::rekeyed(checkpoint, "encoder.styles.0.", "");
@@ -80,7 +80,7 @@ fn rows_are_w0_plus_deltas() {
                 .map(|(key, shape, values)| (format!("encoder.styles.{i}.{key}"), shape.clone(), values.clone())),
         );
     }
-    let store = hyperstyle_stylegan2::WeightStore::from_tensors(tensors).unwrap();
+    let store = hyperstyle_core::WeightStore::from_tensors(tensors).unwrap();
     let encoder = ReStyleEncoder::<B>::load(
         &store.scope("encoder."),
         EncoderType::ProgressiveBackbone,

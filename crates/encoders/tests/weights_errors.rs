@@ -4,8 +4,8 @@ mod common;
 
 use burn::prelude::*;
 use common::{restyle_resnet_store, w_encoder_tensors, B};
+use hyperstyle_core::WeightStore;
 use hyperstyle_encoders::{EncoderType, Error, LatentAverage, ReStyleEncoder, WEncoder};
-use hyperstyle_stylegan2::{Error as WeightsError, WeightStore};
 use hyperstyle_testing::NamedTensor;
 
 fn load_w_encoder(tensors: Vec<NamedTensor>) -> Result<WEncoder<B>, Error> {
@@ -31,7 +31,7 @@ fn missing_key() {
     let mut tensors = w_encoder_tensors();
     tensors.retain(|(key, _, _)| key != "encoder.body.21.shortcut_layer.1.running_var");
     match load_w_encoder(tensors) {
-        Err(Error::Weights(WeightsError::MissingKey { key })) => {
+        Err(Error::MissingKey { key }) => {
             assert_eq!(key, "encoder.body.21.shortcut_layer.1.running_var")
         }
         other => panic!("expected a missing-key error, got {other:?}"),
@@ -49,7 +49,7 @@ fn wrong_shape() {
     entry.1 = vec![256, 128, 1, 9];
     let err = load_w_encoder(tensors).unwrap_err();
     match &err {
-        Error::Weights(WeightsError::ShapeMismatch { key, expected, found }) => {
+        Error::ShapeMismatch { key, expected, found } => {
             assert_eq!(key, "encoder.body.7.res_layer.1.weight");
             assert_eq!(expected, &[256, 128, 3, 3]);
             assert_eq!(found, &[256, 128, 1, 9]);
@@ -69,7 +69,7 @@ fn unexpected_key() {
     // A 25th unit: e.g. an IR-SE-100 checkpoint given to the 50-layer encoder.
     tensors.push(("encoder.body.24.res_layer.2.weight".into(), vec![512], vec![0.25; 512]));
     match load_w_encoder(tensors) {
-        Err(Error::Weights(WeightsError::UnexpectedKeys { prefix, keys })) => {
+        Err(Error::UnexpectedKeys { prefix, keys }) => {
             assert_eq!(prefix, "encoder.");
             assert_eq!(keys, ["encoder.body.24.res_layer.2.weight"]);
         }
@@ -80,13 +80,13 @@ fn unexpected_key() {
 #[test]
 fn unknown_encoder_type() {
     match "GradualStyleEncoder".parse::<EncoderType>() {
-        Err(Error::UnknownEncoderType(name)) => assert_eq!(name, "GradualStyleEncoder"),
+        Err(Error::Unknown { name, .. }) => assert_eq!(name, "GradualStyleEncoder"),
         other => panic!("expected an unknown-encoder error, got {other:?}"),
     }
     let store = WeightStore::from_tensors(w_encoder_tensors()).unwrap();
     assert!(matches!(
         EncoderType::detect(&store.scope("decoder.")),
-        Err(Error::UnknownEncoderType(_))
+        Err(Error::InvalidFile { .. })
     ));
 }
 
@@ -103,7 +103,7 @@ fn wrong_encoder_class() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, Error::Weights(WeightsError::MissingKey { key }) if key == "encoder.input_layer.0.weight"),
+        matches!(&err, Error::MissingKey { key } if key == "encoder.input_layer.0.weight"),
         "{err:?}"
     );
 }
@@ -127,14 +127,14 @@ fn latent_avg_shapes() {
         repeated.codes(2, 18).unwrap().into_data()
     );
     match LatentAverage::<B>::load(&weights, "odd", 18, &device) {
-        Err(Error::Weights(WeightsError::ShapeMismatch { key, expected, found })) => {
+        Err(Error::ShapeMismatch { key, expected, found }) => {
             assert_eq!((key.as_str(), expected, found), ("odd", vec![18, 512], vec![14, 512]));
         }
         other => panic!("expected a shape error, got {other:?}"),
     }
     assert!(matches!(
         LatentAverage::<B>::load(&weights, "latent_avg", 18, &device),
-        Err(Error::Weights(WeightsError::MissingKey { .. }))
+        Err(Error::MissingKey { .. })
     ));
     // 18 rows cannot be added to 14-row codes.
     assert!(matches!(

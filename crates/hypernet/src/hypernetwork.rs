@@ -1,12 +1,12 @@
 //! `SharedWeightsHyperNetResNet`: ResNet-34 features of (image, reconstruction) → one weight
-//! offset per tuned generator layer (REFERENCE §6).
+//! offset per tuned generator layer (docs/ARCHITECTURE.md §6).
 
 use burn::prelude::*;
+use hyperstyle_core::{Error, Result, Weights};
 use hyperstyle_encoders::ResNet34;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_stylegan2::WeightOffsets;
 
-use crate::config::{HypernetConfig, SHARED_LAYERS};
-use crate::error::{Error, Result};
+use crate::config::{is_shared, HypernetConfig};
 use crate::refinement_block::{HyperRefinementBlock, RefinementBlock};
 use crate::shared_weights_hypernet::SharedWeightsHypernet;
 
@@ -39,19 +39,21 @@ impl<B: Backend> Hypernetwork<B> {
     /// converted file, or plain copies, which are then not read). Keys the network does not
     /// have are an error.
     pub fn load(weights: &Weights, config: &HypernetConfig, device: &B::Device) -> Result<Self> {
+        config.validate()?;
         let shared = SharedWeightsHypernet::load(&weights.pp("shared_weight_hypernet"), device)?;
         let blocks = config
-            .layers_to_tune
+            .tuned_layers()
             .iter()
-            .map(|&j| {
+            .map(|layer| {
+                let j = layer.index;
                 let block_weights = weights.pp("refinement_blocks").pp(j);
-                let block = if SHARED_LAYERS.contains(&j) {
+                let block = if is_shared(layer) {
                     for name in ["w1", "b1", "w2", "b2"] {
                         block_weights.pp("hypernet").ignore(name);
                     }
                     LayerBlock::Shared(HyperRefinementBlock::load(&block_weights, device)?)
                 } else {
-                    LayerBlock::Own(RefinementBlock::load(&block_weights, j, device)?)
+                    LayerBlock::Own(RefinementBlock::load(&block_weights, layer, device)?)
                 };
                 Ok((j, block))
             })
@@ -75,7 +77,7 @@ impl<B: Backend> Hypernetwork<B> {
     /// both `[batch, 3, h, w]` normalised to [−1, 1] (256×256; cars 192×256). Returns one entry
     /// per generator layer: `None` where the layer is not tuned, else `[batch, out, in, k, k]` (shared
     /// refinement blocks) or `[batch, out, in, 1, 1]` (the others: one factor for every tap).
-    pub fn forward(&self, image: Tensor<B, 4>, reconstruction: Tensor<B, 4>) -> Result<Vec<Option<Tensor<B, 5>>>> {
+    pub fn forward(&self, image: Tensor<B, 4>, reconstruction: Tensor<B, 4>) -> Result<WeightOffsets<B>> {
         if image.dims() != reconstruction.dims() {
             return Err(Error::InvalidInput(format!(
                 "image {:?} and reconstruction {:?} must have the same shape",
@@ -105,6 +107,6 @@ impl<B: Backend> Hypernetwork<B> {
                 offsets[j] = Some(kernels.clone().narrow(0, i * batch, batch));
             }
         }
-        Ok(offsets)
+        Ok(WeightOffsets::new(offsets))
     }
 }

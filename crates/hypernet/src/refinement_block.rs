@@ -1,13 +1,14 @@
-//! `HyperRefinementBlock` (shared layers, §6.4) and `RefinementBlock` (the others, §6.6).
+//! `HyperRefinementBlock` (shared layers, docs/ARCHITECTURE.md §6.3) and `RefinementBlock` (the others, §6.4).
 
 use burn::module::Param;
 use burn::prelude::*;
 
-use crate::config::{is_to_rgb, layer_shape};
-use crate::error::Result;
-use crate::refinement_convs;
+use hyperstyle_core::Result;
 use hyperstyle_encoders::conv2d::Conv2d;
-use hyperstyle_stylegan2::{EqualLinear, Weights};
+use hyperstyle_stylegan2::LayerSpec;
+
+use crate::refinement_convs;
+use hyperstyle_core::{EqualLinear, EqualLinearConfig, Weights};
 
 /// Feature channels of the backbone output.
 const FEATURES: usize = 512;
@@ -34,7 +35,7 @@ impl<B: Backend> HyperRefinementBlock<B> {
         ];
         Ok(Self {
             convs: refinement_convs::load(&weights.pp("convs"), &layers, device)?,
-            linear: EqualLinear::load(&weights.pp("linear"), FEATURES, FEATURES, 1.0, true, false, device)?,
+            linear: EqualLinearConfig::new(FEATURES, FEATURES).load(&weights.pp("linear"), device)?,
         })
     }
 
@@ -64,9 +65,9 @@ pub struct RefinementBlock<B: Backend> {
 
 impl<B: Backend> RefinementBlock<B> {
     /// Loads the block for generator layer `layer`: `convs.*` and `output.{1|0}.*`.
-    pub fn load(weights: &Weights, layer: usize, device: &B::Device) -> Result<Self> {
-        let (_, cin, cout) = layer_shape(layer);
-        let to_rgb = is_to_rgb(layer);
+    pub fn load(weights: &Weights, layer: &LayerSpec, device: &B::Device) -> Result<Self> {
+        let (cin, cout) = (layer.in_channels, layer.out_channels);
+        let to_rgb = layer.is_to_rgb();
         let mut layers = vec![(FEATURES, 256, 2), (256, 256, 2)];
         if to_rgb {
             layers.push((256, 256, 2));

@@ -4,10 +4,10 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
+use hyperstyle_core::Weights;
 use hyperstyle_encoders::conv2d::{Conv2d, ConvShape};
-use hyperstyle_stylegan2::Weights;
 
-use crate::error::Result;
+use hyperstyle_core::Result;
 
 /// Loads `convs.{0,2,4,…}` from `(in, out, stride)` triples (3×3, padding 1, with bias).
 pub fn load<B: Backend>(
@@ -19,12 +19,12 @@ pub fn load<B: Backend>(
         .iter()
         .enumerate()
         .map(|(i, &(cin, cout, stride))| {
-            Ok(Conv2d::load(
+            Conv2d::load(
                 &weights.pp(2 * i),
                 ConvShape::new(cin, cout, 3, stride, 1),
                 true,
                 device,
-            )?)
+            )
         })
         .collect()
 }

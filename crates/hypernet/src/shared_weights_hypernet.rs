@@ -1,11 +1,11 @@
 //! `SharedWeightsHypernet`: one two-layer linear generator of full 3×3 kernels, shared by every
-//! `HyperRefinementBlock` (REFERENCE §6.5).
+//! `HyperRefinementBlock` (docs/ARCHITECTURE.md §6.3).
 
 use burn::module::Param;
 use burn::prelude::*;
 
-use crate::error::Result;
-use hyperstyle_stylegan2::Weights;
+use hyperstyle_core::Result;
+use hyperstyle_core::Weights;
 
 /// Kernel side of the offsets it produces.
 const F_SIZE: usize = 3;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use hyperstyle_core::{Error, Result};
 
 /// Architecture of a rosinality StyleGAN2 generator (`Generator(size, style_dim, n_mlp,
 /// channel_multiplier, blur_kernel, lr_mlp)` upstream).
@@ -104,7 +104,9 @@ impl GeneratorConfig {
         1 << ((i + 5) / 2)
     }
 
-    /// The modulated layers in weight-offset order (REFERENCE §3.8).
+    /// The modulated layers in weight-offset order: the one layer table of the workspace
+    /// (docs/ARCHITECTURE.md §3.6). The generator is built from it and the hypernetwork sizes
+    /// its blocks by it.
     pub fn layers(&self) -> Vec<LayerSpec> {
         let c4 = self.channels(4);
         let mut layers = vec![
@@ -198,6 +200,24 @@ impl LayerSpec {
     pub fn weight_shape(&self) -> [usize; 4] {
         [self.out_channels, self.in_channels, self.kernel, self.kernel]
     }
+
+    /// Whether this is a ToRGB layer (1×1, not demodulated).
+    pub fn is_to_rgb(&self) -> bool {
+        self.kind == LayerKind::ToRgb
+    }
+
+    /// The module holding this layer in a rosinality checkpoint: `conv1`, `to_rgb1`,
+    /// `convs.{n}` or `to_rgbs.{n}` (the modulated conv itself is `<module>.conv`).
+    pub fn module_key(&self) -> String {
+        match (self.index, self.kind) {
+            (0, _) => "conv1".into(),
+            (1, _) => "to_rgb1".into(),
+            (_, LayerKind::ToRgb) => format!("to_rgbs.{}", (self.index - 4) / 3),
+            // Block b has its up conv at 2 + 3b (convs.2b) and its conv at 3 + 3b (convs.2b+1).
+            (i, LayerKind::ConvUp) => format!("convs.{}", 2 * ((i - 2) / 3)),
+            (i, LayerKind::Conv) => format!("convs.{}", 2 * ((i - 3) / 3) + 1),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,7 +230,7 @@ mod tests {
         let layers = c.layers();
         assert_eq!(layers.len(), 26);
         assert_eq!((c.n_latent(), c.num_noise()), (18, 17));
-        // Spot checks from REFERENCE §3.8.
+        // Spot checks against the table in docs/ARCHITECTURE.md §3.6.
         let l14 = layers[14];
         assert_eq!(
             (l14.kind, l14.in_channels, l14.out_channels, l14.latent_row),
@@ -231,6 +251,22 @@ mod tests {
         }
         assert_eq!(GeneratorConfig::new(512).num_weight_layers(), 23);
         assert_eq!(GeneratorConfig::new(256).num_weight_layers(), 20);
+        let keys: Vec<String> = layers.iter().take(8).map(LayerSpec::module_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "conv1",
+                "to_rgb1",
+                "convs.0",
+                "convs.1",
+                "to_rgbs.0",
+                "convs.2",
+                "convs.3",
+                "to_rgbs.1"
+            ]
+        );
+        assert_eq!(layers[24].module_key(), "convs.15");
+        assert_eq!(layers[25].module_key(), "to_rgbs.7");
         assert_eq!(c.noise_size(0), 4);
         assert_eq!(c.noise_size(16), 1024);
     }

@@ -1,4 +1,5 @@
-//! The rosinality StyleGAN2 generator with HyperStyle's per-layer weight offsets (REFERENCE §3).
+//! The rosinality StyleGAN2 generator with HyperStyle's per-layer weight offsets
+//! (docs/ARCHITECTURE.md §3).
 
 use std::path::Path;
 
@@ -6,19 +7,14 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use crate::config::GeneratorConfig;
-use crate::error::{Error, Result};
+use hyperstyle_core::{Error, Kind, Result, WeightStore, Weights};
+
+use crate::config::{GeneratorConfig, LayerKind};
 use crate::mapping::MappingNetwork;
 use crate::modulated_conv::ConvStrategy;
 use crate::noise::Noise;
+use crate::offsets::WeightOffsets;
 use crate::styled_conv::{StyledConv, ToRgb};
-use crate::weights::{WeightStore, Weights};
-
-/// Per-sample multiplicative weight offsets, one entry per modulated layer in the order of
-/// [`GeneratorConfig::layers`] (26 at 1024): `None` leaves a layer as is, a tensor
-/// `[batch or 1, out, in, k, k]` makes that layer use `W·(1 + Δ)` before modulation. An offset
-/// that is the same on every tap may be given as `[batch or 1, out, in, 1, 1]`.
-pub type WeightOffsets<B> = [Option<Tensor<B, 5>>];
 
 /// Key prefixes under which converted checkpoints keep a generator, tried in this order by
 /// [`Generator::from_file`]: a HyperStyle / pSp checkpoint's decoder, a rosinality file's
@@ -74,36 +70,17 @@ impl<B: Backend> Generator<B> {
     pub fn load(weights: &Weights, config: &GeneratorConfig, device: &B::Device) -> Result<Self> {
         config.validate()?;
         let dim = config.style_dim;
-        let taps = config.blur_kernel.as_slice();
         let c4 = config.channels(4);
+        let layers = config.layers();
+        let styled = |i: usize| StyledConv::load(&weights.pp(layers[i].module_key()), &layers[i], config, device);
+        let rgb = |i: usize| ToRgb::load(&weights.pp(layers[i].module_key()), &layers[i], config, device);
         let mut convs = Vec::new();
         let mut to_rgbs = Vec::new();
-        for block in 0..config.log_size() - 2 {
-            let res = 8 << block;
-            let (cin, cout) = (config.channels(res / 2), config.channels(res));
-            convs.push(StyledConv::load(
-                &weights.pp(format!("convs.{}", 2 * block)),
-                cin,
-                cout,
-                dim,
-                Some(taps),
-                device,
-            )?);
-            convs.push(StyledConv::load(
-                &weights.pp(format!("convs.{}", 2 * block + 1)),
-                cout,
-                cout,
-                dim,
-                None,
-                device,
-            )?);
-            to_rgbs.push(ToRgb::load(
-                &weights.pp(format!("to_rgbs.{block}")),
-                cout,
-                dim,
-                Some(taps),
-                device,
-            )?);
+        for (i, layer) in layers.iter().enumerate().skip(2) {
+            match layer.kind {
+                LayerKind::ToRgb => to_rgbs.push(rgb(i)?),
+                LayerKind::Conv | LayerKind::ConvUp => convs.push(styled(i)?),
+            }
         }
         let noise_weights = weights.pp("noises");
         let noises = (0..config.num_noise())
@@ -117,8 +94,8 @@ impl<B: Backend> Generator<B> {
         let generator = Self {
             mapping: MappingNetwork::load(weights, dim, config.n_mlp, config.lr_mlp, device)?,
             constant: Param::from_tensor(weights.pp("input").tensor("input", [1, c4, 4, 4], device)?),
-            conv1: StyledConv::load(&weights.pp("conv1"), c4, c4, dim, None, device)?,
-            to_rgb1: ToRgb::load(&weights.pp("to_rgb1"), c4, dim, None, device)?,
+            conv1: styled(0)?,
+            to_rgb1: rgb(1)?,
             convs,
             to_rgbs,
             noises,
@@ -129,13 +106,13 @@ impl<B: Backend> Generator<B> {
         Ok(generator)
     }
 
-    /// Loads a generator from a safetensors file, finding it under the first of
-    /// [`GENERATOR_PREFIXES`] that holds `conv1.conv.weight`.
+    /// Loads a generator from a safetensors file (a converted rosinality, HyperStyle or ReStyle
+    /// checkpoint, or bare generator keys), finding it under the first of [`GENERATOR_PREFIXES`]
+    /// that holds `conv1.conv.weight`.
     pub fn from_file(path: impl AsRef<Path>, config: &GeneratorConfig, device: &B::Device) -> Result<Self> {
-        let store = WeightStore::open(path)?;
-        let prefix = GENERATOR_PREFIXES
-            .iter()
-            .find(|p| store.contains(&format!("{p}conv1.conv.weight")))
+        let store = WeightStore::open_checkpoint(path, &[Kind::Stylegan2, Kind::Hyperstyle, Kind::Restyle])?;
+        let prefix = store
+            .find_prefix(&GENERATOR_PREFIXES, "conv1.conv.weight")
             .ok_or_else(|| Error::MissingKey {
                 key: "conv1.conv.weight (under any generator prefix)".into(),
             })?;

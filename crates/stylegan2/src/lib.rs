@@ -1,11 +1,12 @@
 //! StyleGAN2 generator in the rosinality layout, as HyperStyle uses it, on Burn.
 //!
 //! * [`Generator`]: mapping network, synthesis network, truncation, style mixing, stored /
-//!   random / given noise, and per-sample multiplicative weight offsets
-//!   ([`WeightOffsets`], HyperStyle's `weights_deltas`).
-//! * [`GeneratorConfig`]: sizes 8…1024+ with presets, and the layer table offsets are indexed by.
-//! * [`WeightStore`] / [`Weights`]: named tensors from safetensors files, shared by every network
-//!   of the workspace.
+//!   random / given noise, and per-sample multiplicative weight offsets ([`WeightOffsets`],
+//!   HyperStyle's `weights_deltas`).
+//! * [`GeneratorConfig`]: sizes 8…1024+ with presets, and the layer table ([`LayerSpec`]) that
+//!   the generator is built from and that weight offsets are indexed by.
+//!
+//! Weights load through [`hyperstyle_core::WeightStore`]; errors are [`hyperstyle_core::Error`].
 //!
 //! ```no_run
 //! use burn::backend::Flex;
@@ -18,21 +19,20 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod config;
-pub mod equal_linear;
-pub mod error;
 pub mod generator;
 pub mod mapping;
 pub mod modulated_conv;
 pub mod noise;
+pub mod offsets;
 pub mod styled_conv;
 pub mod upfirdn;
-pub mod weights;
 
 pub use config::{GeneratorConfig, LayerKind, LayerSpec};
-pub use equal_linear::EqualLinear;
-pub use error::{Error, Result};
-pub use generator::{GenerateOptions, Generator, WeightOffsets, GENERATOR_PREFIXES};
+pub use generator::{GenerateOptions, Generator, GENERATOR_PREFIXES};
+pub use hyperstyle_core::{Error, Result};
 pub use modulated_conv::ConvStrategy;
 pub use noise::Noise;
-pub use weights::{WeightStore, Weights};
+pub use offsets::WeightOffsets;

@@ -1,11 +1,9 @@
 //! The mapping network z → w: PixelNorm then equalized linear layers with lr multiplier and
-//! fused leaky ReLU (REFERENCE §2.3, §3.2).
+//! fused leaky ReLU (docs/ARCHITECTURE.md §3.2).
 
 use burn::prelude::*;
 
-use crate::equal_linear::EqualLinear;
-use crate::error::Result;
-use crate::weights::Weights;
+use hyperstyle_core::{EqualLinear, EqualLinearConfig, Result, Weights};
 
 /// `x · rsqrt(mean(x², dim 1) + 1e-8)`.
 pub fn pixel_norm<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -22,18 +20,11 @@ pub struct MappingNetwork<B: Backend> {
 impl<B: Backend> MappingNetwork<B> {
     /// Loads `style.{1..=n_mlp}.{weight,bias}`.
     pub fn load(weights: &Weights, style_dim: usize, n_mlp: usize, lr_mul: f32, device: &B::Device) -> Result<Self> {
+        let config = EqualLinearConfig::new(style_dim, style_dim)
+            .with_lr_mul(lr_mul)
+            .with_activation(true);
         let layers = (1..=n_mlp)
-            .map(|i| {
-                EqualLinear::load(
-                    &weights.pp(format!("style.{i}")),
-                    style_dim,
-                    style_dim,
-                    lr_mul,
-                    true,
-                    true,
-                    device,
-                )
-            })
+            .map(|i| config.load(&weights.pp(format!("style.{i}")), device))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
     }

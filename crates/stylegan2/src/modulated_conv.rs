@@ -1,14 +1,15 @@
-//! The modulated convolution with per-sample multiplicative weight offsets (REFERENCE §3.4, §4).
+//! The modulated convolution with per-sample multiplicative weight offsets
+//! (docs/ARCHITECTURE.md §3.4, §4).
 
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv_transpose2d, unfold4d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode, UnfoldOptions};
 
-use crate::equal_linear::EqualLinear;
-use crate::error::{Error, Result};
+use hyperstyle_core::{parse_name, EqualLinear, EqualLinearConfig, Error, Result, Weights};
+
+use crate::config::{LayerKind, LayerSpec};
 use crate::upfirdn::{blur, FirKernel};
-use crate::weights::Weights;
 
 /// Epsilon inside the demodulation rsqrt.
 const DEMOD_EPS: f32 = 1e-8;
@@ -30,16 +31,31 @@ pub enum ConvStrategy {
     BatchedGemm,
 }
 
+impl ConvStrategy {
+    /// Every strategy, in command-line order.
+    pub const ALL: [ConvStrategy; 2] = [ConvStrategy::PerSample, ConvStrategy::BatchedGemm];
+
+    /// The command-line name: `per-sample` or `gemm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvStrategy::PerSample => "per-sample",
+            ConvStrategy::BatchedGemm => "gemm",
+        }
+    }
+}
+
+impl std::fmt::Display for ConvStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for ConvStrategy {
-    type Err = String;
+    type Err = Error;
 
     /// `per-sample` or `gemm`.
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "per-sample" => Ok(ConvStrategy::PerSample),
-            "gemm" => Ok(ConvStrategy::BatchedGemm),
-            _ => Err(format!("unknown conv strategy `{s}` (expected per-sample or gemm)")),
-        }
+    fn from_str(s: &str) -> Result<Self> {
+        parse_name("conv strategy", s, &Self::ALL, Self::name)
     }
 }
 
@@ -69,19 +85,18 @@ pub struct ModulatedConv2d<B: Backend> {
 }
 
 impl<B: Backend> ModulatedConv2d<B> {
-    /// Loads `weight [1, out, in, k, k]`, `modulation.*` and, for up-sampling layers,
-    /// `blur.kernel` (the filter `default_blur` is used if the checkpoint has none).
-    #[allow(clippy::too_many_arguments)]
+    /// Loads generator layer `layer` from `weights` (the view of its `conv`): `weight
+    /// [1, out, in, k, k]`, `modulation.*` and, for up-sampling layers, `blur.kernel` (the FIR
+    /// filter of `blur_taps` is used where the checkpoint has none). ToRGB layers are not
+    /// demodulated.
     pub fn load(
         weights: &Weights,
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
+        layer: &LayerSpec,
         style_dim: usize,
-        demodulate: bool,
-        upsample: Option<&[f32]>,
+        blur_taps: &[f32],
         device: &B::Device,
     ) -> Result<Self> {
+        let (in_channels, out_channels, kernel) = (layer.in_channels, layer.out_channels, layer.kernel);
         let scale = (1.0 / ((in_channels * kernel * kernel) as f64).sqrt()) as f32;
         let raw = weights.values("weight", &[1, out_channels, in_channels, kernel, kernel])?;
         let scaled: Vec<f32> = raw.into_iter().map(|v| v * scale).collect();
@@ -95,25 +110,17 @@ impl<B: Backend> ModulatedConv2d<B> {
             .sum_dim(4)
             .sum_dim(3)
             .reshape([out_channels, in_channels]);
-        let modulation = EqualLinear::load(
-            &weights.pp("modulation"),
-            style_dim,
-            in_channels,
-            1.0,
-            true,
-            false,
-            device,
-        )?;
-        let blur = match upsample {
-            Some(taps) => Some(load_fir(weights, "blur.kernel", taps, device)?),
-            None => None,
+        let modulation = EqualLinearConfig::new(style_dim, in_channels).load(&weights.pp("modulation"), device)?;
+        let blur = match layer.kind {
+            LayerKind::ConvUp => Some(load_fir(weights, "blur.kernel", blur_taps, device)?),
+            LayerKind::Conv | LayerKind::ToRgb => None,
         };
         Ok(Self {
             weight: Param::from_tensor(weight),
             weight_sq,
             modulation,
             blur,
-            demodulate,
+            demodulate: !layer.is_to_rgb(),
         })
     }
 

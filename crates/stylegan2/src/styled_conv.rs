@@ -1,13 +1,14 @@
-//! StyledConv (modulated conv + noise + fused leaky ReLU, REFERENCE §3.5) and ToRGB (§3.6).
+//! StyledConv (modulated conv + noise + fused leaky ReLU) and ToRGB (docs/ARCHITECTURE.md §3.5).
 
 use burn::module::Param;
 use burn::prelude::*;
 
-use crate::equal_linear::scaled_leaky_relu;
-use crate::error::Result;
+use hyperstyle_core::nn::scaled_leaky_relu;
+use hyperstyle_core::{Result, Weights};
+
+use crate::config::{GeneratorConfig, LayerSpec};
 use crate::modulated_conv::{load_fir, ConvStrategy, ModulatedConv2d};
 use crate::upfirdn::{upsample_2x, FirKernel};
-use crate::weights::Weights;
 
 /// `FusedLeakyReLU(NoiseInjection(ModulatedConv2d(x, w, Δ)))`, demodulated.
 #[derive(Module, Debug)]
@@ -20,28 +21,19 @@ pub struct StyledConv<B: Backend> {
 }
 
 impl<B: Backend> StyledConv<B> {
-    /// Loads `conv.*`, `noise.weight` and `activate.bias`.
-    pub fn load(
-        weights: &Weights,
-        in_channels: usize,
-        out_channels: usize,
-        style_dim: usize,
-        upsample: Option<&[f32]>,
-        device: &B::Device,
-    ) -> Result<Self> {
+    /// Loads generator layer `layer` (a Conv or ConvUp of the layer table) from `weights`:
+    /// `conv.*`, `noise.weight` and `activate.bias`.
+    pub fn load(weights: &Weights, layer: &LayerSpec, config: &GeneratorConfig, device: &B::Device) -> Result<Self> {
         Ok(Self {
             conv: ModulatedConv2d::load(
                 &weights.pp("conv"),
-                in_channels,
-                out_channels,
-                3,
-                style_dim,
-                true,
-                upsample,
+                layer,
+                config.style_dim,
+                &config.blur_kernel,
                 device,
             )?,
             noise_weight: Param::from_tensor(weights.pp("noise").tensor("weight", [1], device)?),
-            activate_bias: Param::from_tensor(weights.pp("activate").tensor("bias", [out_channels], device)?),
+            activate_bias: Param::from_tensor(weights.pp("activate").tensor("bias", [layer.out_channels], device)?),
         })
     }
 
@@ -73,20 +65,17 @@ pub struct ToRgb<B: Backend> {
 }
 
 impl<B: Backend> ToRgb<B> {
-    /// Loads `conv.*`, `bias` and, when `upsample` is given, `upsample.kernel`.
-    pub fn load(
-        weights: &Weights,
-        in_channels: usize,
-        style_dim: usize,
-        upsample: Option<&[f32]>,
-        device: &B::Device,
-    ) -> Result<Self> {
+    /// Loads ToRGB layer `layer` of the layer table from `weights`: `conv.*`, `bias` and, above
+    /// 4×4 (where the previous RGB is up-sampled into it), `upsample.kernel`.
+    pub fn load(weights: &Weights, layer: &LayerSpec, config: &GeneratorConfig, device: &B::Device) -> Result<Self> {
+        let taps = &config.blur_kernel;
         Ok(Self {
-            conv: ModulatedConv2d::load(&weights.pp("conv"), in_channels, 3, 1, style_dim, false, None, device)?,
+            conv: ModulatedConv2d::load(&weights.pp("conv"), layer, config.style_dim, taps, device)?,
             bias: Param::from_tensor(weights.tensor("bias", [1, 3, 1, 1], device)?),
-            upsample: match upsample {
-                Some(taps) => Some(load_fir(weights, "upsample.kernel", taps, device)?),
-                None => None,
+            upsample: if layer.resolution > 4 {
+                Some(load_fir(weights, "upsample.kernel", taps, device)?)
+            } else {
+                None
             },
         })
     }

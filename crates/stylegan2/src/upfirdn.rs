@@ -1,4 +1,4 @@
-//! FIR resampling: `upfirdn2d` (REFERENCE §2.5) and the two fast forms the generator uses.
+//! FIR resampling: `upfirdn2d` (docs/ARCHITECTURE.md §3.3) and the two fast forms the generator uses.
 //!
 //! upfirdn2d = zero-insertion up-sampling, zero padding, a TRUE 2-D convolution with the FIR
 //! kernel (flipped, unlike a cross-correlation), then decimation; per channel. The generator only
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn upfirdn2d_matches_closed_form_of_reference() {
-        // REFERENCE §2.5: with 4·K4, up 2, pad (2,1): out[2y] = .25x[y−1] + .75x[y],
+        // docs/ARCHITECTURE.md §3.3: with 4·K4, up 2, pad (2,1): out[2y] = .25x[y−1] + .75x[y],
         // out[2y+1] = .75x[y] + .25x[y+1] along each axis. Check on a 1×1×1×4 row (rows are
         // constant, so the vertical pass contributes the factor 1 in the interior only).
         let device = Default::default();

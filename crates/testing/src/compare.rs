@@ -1,51 +1,12 @@
 //! Tensor comparison by max-abs and mean-abs error.
 
-use std::fmt;
-
 use burn::prelude::*;
+use hyperstyle_core::ErrorStats;
 
-/// Error statistics of `actual` against `expected`.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorStats {
-    /// Largest absolute difference.
-    pub max_abs: f64,
-    /// Mean absolute difference.
-    pub mean_abs: f64,
-    /// Largest absolute value in `expected` (gives the scale of the errors).
-    pub max_expected: f64,
-    /// Number of compared values.
-    pub count: usize,
-}
-
-impl fmt::Display for ErrorStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "max-abs {:.3e}, mean-abs {:.3e} over {} values (|expected| <= {:.3})",
-            self.max_abs, self.mean_abs, self.count, self.max_expected
-        )
-    }
-}
-
-/// Compares two equally long slices.
+/// [`hyperstyle_core::error_stats`] for tests: slices of different lengths panic.
 pub fn error_stats(actual: &[f32], expected: &[f32]) -> ErrorStats {
-    assert_eq!(actual.len(), expected.len(), "length mismatch");
-    let mut max_abs = 0f64;
-    let mut sum = 0f64;
-    let mut max_expected = 0f64;
-    for (&a, &e) in actual.iter().zip(expected) {
-        let d = (f64::from(a) - f64::from(e)).abs();
-        // NaN must fail the comparison, not vanish in `max`.
-        max_abs = if d.is_nan() { f64::INFINITY } else { max_abs.max(d) };
-        sum += d;
-        max_expected = max_expected.max(f64::from(e).abs());
-    }
-    ErrorStats {
-        max_abs,
-        mean_abs: sum / actual.len().max(1) as f64,
-        max_expected,
-        count: actual.len(),
-    }
+    hyperstyle_core::error_stats(actual, expected)
+        .unwrap_or_else(|| panic!("length mismatch: {} vs {} values", actual.len(), expected.len()))
 }
 
 /// The values of a tensor as f32 (shape, values).

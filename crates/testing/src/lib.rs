@@ -3,20 +3,21 @@
 //!
 //! Everything reads `tests/fixtures/` of this repository, never anything outside it.
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod deltas;
 pub mod golden;
-pub mod manifest;
-pub mod pattern;
 
 use std::path::PathBuf;
 
-use hyperstyle_stylegan2::WeightStore;
+use hyperstyle_core::WeightStore;
 
-pub use compare::{assert_close, error_stats, to_vec, ErrorStats};
+pub use compare::{assert_close, error_stats, to_vec};
 pub use deltas::{check_all_delta_stats, check_delta_stats};
 pub use golden::Golden;
-pub use manifest::{CheckpointManifest, Manifest, NamedTensor};
+pub use hyperstyle_core::pattern::{self, CheckpointManifest, Manifest, NamedTensor};
+pub use hyperstyle_core::ErrorStats;
 
 /// `tests/fixtures/` of the workspace, or the folder named by `HYPERSTYLE_FIXTURES` (for test
 /// and bench binaries run away from the source tree, e.g. on another machine).
@@ -30,12 +31,10 @@ pub fn fixtures_dir() -> PathBuf {
 /// The pattern-weight stores of a fixture's HyperStyle checkpoint (`hypernet.`, `decoder.`,
 /// `latent_avg`) and W-encoder checkpoint (`encoder.`), as `HyperStyle::load` takes them.
 pub fn hyperstyle_stores(manifest: &Manifest) -> (WeightStore, WeightStore) {
+    let checkpoint = |name| manifest.checkpoint(name).expect("fixture checkpoint");
     (
-        pattern_store(
-            manifest.checkpoint("hyperstyle"),
-            &["hypernet.", "decoder.", "latent_avg"],
-        ),
-        pattern_store(manifest.checkpoint("w_encoder"), &["encoder."]),
+        pattern_store(checkpoint("hyperstyle"), &["hypernet.", "decoder.", "latent_avg"]),
+        pattern_store(checkpoint("w_encoder"), &["encoder."]),
     )
 }
 
@@ -57,24 +56,9 @@ pub fn bench_batches() -> Vec<usize> {
     }
 }
 
-/// A [`WeightStore`] holding the pattern weights of every key of `checkpoint` that starts with
-/// one of `prefixes`, under its full checkpoint key; aliases are registered as aliases.
+/// [`CheckpointManifest::store`], for tests: a broken fixture panics.
 pub fn pattern_store(checkpoint: &CheckpointManifest, prefixes: &[&str]) -> WeightStore {
-    let tensors = prefixes.iter().flat_map(|p| {
-        checkpoint
-            .pattern_tensors(p)
-            .into_iter()
-            .map(move |(key, shape, values)| (format!("{p}{key}"), shape, values))
-    });
-    let mut store = WeightStore::from_tensors(tensors).expect("consistent manifest");
-    for (key, entry) in &checkpoint.tensors {
-        if let Some(target) = &entry.alias_of {
-            if prefixes.iter().any(|p| key.starts_with(p)) {
-                store.add_alias(key.clone(), target.clone());
-            }
-        }
-    }
-    store
+    checkpoint.store(prefixes).expect("consistent fixture manifest")
 }
 
 /// A fixture configuration: `ffhq256`, `cars512` or `ffhq1024`.
@@ -90,7 +74,7 @@ impl Fixture {
     pub fn load(config: &str) -> Self {
         let dir = fixtures_dir();
         Self {
-            manifest: Manifest::load(dir.join(format!("{config}_manifest.json"))),
+            manifest: Manifest::load(dir.join(format!("{config}_manifest.json"))).expect("fixture manifest"),
             golden: Golden::load(dir.join(format!("{config}_golden.safetensors"))),
         }
     }

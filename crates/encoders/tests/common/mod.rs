@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use burn::prelude::*;
-use hyperstyle_stylegan2::WeightStore;
+use hyperstyle_core::WeightStore;
 use hyperstyle_testing::{CheckpointManifest, Fixture, NamedTensor};
 
 pub type B = burn::backend::Flex;
@@ -12,6 +12,7 @@ pub type B = burn::backend::Flex;
 pub fn rekeyed(checkpoint: &CheckpointManifest, prefix: &str, new_prefix: &str) -> Vec<NamedTensor> {
     checkpoint
         .pattern_tensors(prefix)
+        .expect("fixture manifest")
         .into_iter()
         .map(|(key, shape, values)| (format!("{new_prefix}{key}"), shape, values))
         .collect()
@@ -20,7 +21,11 @@ pub fn rekeyed(checkpoint: &CheckpointManifest, prefix: &str, new_prefix: &str) 
 /// The W-encoder fixture tensors of ffhq256 under their checkpoint keys (`encoder.*`).
 pub fn w_encoder_tensors() -> Vec<NamedTensor> {
     let fixture = Fixture::load("ffhq256");
-    rekeyed(fixture.manifest.checkpoint("w_encoder"), "encoder.", "encoder.")
+    rekeyed(
+        fixture.manifest.checkpoint("w_encoder").unwrap(),
+        "encoder.",
+        "encoder.",
+    )
 }
 
 /// The ResNet-34 backbone keys of a HyperStyle checkpoint (`hypernet.{conv1,bn1,relu,body}.*`)
@@ -37,9 +42,9 @@ pub fn resnet34_tensors(checkpoint: &CheckpointManifest, new_prefix: &str) -> Ve
 /// stem and body, and the ffhq1024 ReStyle checkpoint's `styles.*` heads.
 pub fn restyle_resnet_store() -> WeightStore {
     let fixture = Fixture::load("ffhq1024");
-    let mut tensors = resnet34_tensors(fixture.manifest.checkpoint("hyperstyle"), "encoder.");
+    let mut tensors = resnet34_tensors(fixture.manifest.checkpoint("hyperstyle").unwrap(), "encoder.");
     tensors.extend(rekeyed(
-        fixture.manifest.checkpoint("restyle_e4e"),
+        fixture.manifest.checkpoint("restyle_e4e").unwrap(),
         "encoder.styles.",
         "encoder.styles.",
     ));

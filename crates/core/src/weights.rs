@@ -15,10 +15,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "burn")]
 use burn::prelude::*;
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 
+use crate::checkpoint::ALIASES;
 use crate::error::{Error, Result};
 
 enum Buffer {
@@ -57,6 +59,7 @@ impl Entry {
 
 /// A set of named tensors: the contents of one checkpoint.
 pub struct WeightStore {
+    path: PathBuf,
     buffer: Option<Buffer>,
     data_start: usize,
     entries: HashMap<String, Entry>,
@@ -69,10 +72,7 @@ impl WeightStore {
     /// Memory-maps a safetensors file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| Error::io(path, source);
         let file = File::open(path).map_err(io)?;
         // SAFETY: the map is read-only; a file truncated by another process while mapped is the
         // usual caveat of memory-mapped weights (as in the safetensors crate's own docs).
@@ -105,14 +105,15 @@ impl WeightStore {
             })
             .collect();
         let metadata = meta.metadata().clone().unwrap_or_default();
-        let aliases = match metadata.get("aliases") {
+        let aliases = match metadata.get(ALIASES) {
             Some(json) => serde_json::from_str(json).map_err(|e| Error::Format {
                 path: path.clone(),
-                reason: format!("metadata `aliases` is not a JSON object of strings: {e}"),
+                reason: format!("metadata `{ALIASES}` is not a JSON object of strings: {e}"),
             })?,
             None => HashMap::new(),
         };
         Ok(Self {
+            path,
             buffer: Some(buffer),
             data_start: 8 + header_len,
             entries,
@@ -136,6 +137,7 @@ impl WeightStore {
             entries.insert(key, Entry::Values { shape, values });
         }
         Ok(Self {
+            path: PathBuf::from("<memory>"),
             buffer: None,
             data_start: 0,
             entries,
@@ -148,6 +150,11 @@ impl WeightStore {
     /// Records that `alias` names the same tensor as `canonical`.
     pub fn add_alias(&mut self, alias: impl Into<String>, canonical: impl Into<String>) {
         self.aliases.insert(alias.into(), canonical.into());
+    }
+
+    /// The file this store was read from (`<memory>` for stores built in memory).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The file's `__metadata__` (string to string).
@@ -216,6 +223,15 @@ impl WeightStore {
         };
         self.used.borrow_mut().insert(key.to_string());
         Ok(values)
+    }
+
+    /// The shape and f32 values of `key`, whatever its shape; marks it as used.
+    pub fn any_values(&self, key: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let shape = self
+            .shape(key)
+            .ok_or_else(|| Error::MissingKey { key: key.to_string() })?;
+        let values = self.values(key, &shape)?;
+        Ok((shape, values))
     }
 
     fn unused_under(&self, prefix: &str) -> Vec<String> {
@@ -305,6 +321,7 @@ impl<'a> Weights<'a> {
     }
 
     /// Reads `name` as a tensor of the given shape on `device`.
+    #[cfg(feature = "burn")]
     pub fn tensor<B: Backend, const D: usize>(
         &self,
         name: &str,

@@ -1,0 +1,242 @@
+//! What the example CLIs share: the model (converted checkpoints, or the bundled demo), the
+//! input files, progress, per-input failures, grids of images and the comparison with upstream.
+
+// Each example uses a part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::demo::Demo;
+use hyperstyle::io::load_image;
+use hyperstyle::resize::resize_bilinear;
+use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The error type of the examples' `main`.
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// `--model`, `--w-encoder`, `--domain`: a converted HyperStyle model, or the bundled demo.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// Converted HyperStyle checkpoint (.safetensors, from upstream's `.pt` with weights-convert).
+    /// Without it the bundled demo runs: a test model with deterministic pattern weights (not a
+    /// trained model) on a bundled public-domain photo, compared with upstream's output.
+    #[arg(long, requires = "w_encoder")]
+    pub model: Option<PathBuf>,
+    /// Converted W-encoder checkpoint (.safetensors).
+    #[arg(long, requires = "model")]
+    pub w_encoder: Option<PathBuf>,
+    /// Domain, overriding the checkpoint's: faces, cars or wild.
+    #[arg(long)]
+    pub domain: Option<Domain>,
+}
+
+impl ModelArgs {
+    /// Loads the model: the given checkpoints, or demo configuration `demo` (then also returned).
+    pub fn load(&self, demo: &str, device: &Device<B>) -> Result<(HyperStyle<B>, Option<Demo>), BoxError> {
+        match (&self.model, &self.w_encoder) {
+            (Some(model), Some(w_encoder)) => {
+                let mut builder = HyperStyle::<B>::builder().model_file(model).w_encoder_file(w_encoder);
+                if let Some(domain) = self.domain {
+                    builder = builder.config(HyperStyleConfig::for_domain(domain));
+                }
+                Ok((builder.load(device)?, None))
+            }
+            _ => {
+                let demo = Demo::load(demo)?;
+                println!(
+                    "No --model given: running the bundled demo ({} test model with pattern weights).",
+                    demo.name()
+                );
+                Ok((demo.hyperstyle(device)?, Some(demo)))
+            }
+        }
+    }
+}
+
+/// The images to process: each file as given, and the PNG / JPEG files of each folder (sorted by
+/// name). Returns the files and a message for everything skipped.
+pub fn collect_image_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            files.push(input.clone());
+            continue;
+        }
+        let mut entries: Vec<_> = match std::fs::read_dir(input) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect(),
+            Err(e) => {
+                skipped.push(format!("{}: {e}", input.display()));
+                continue;
+            }
+        };
+        entries.sort();
+        for path in entries {
+            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+                files.push(path);
+            } else {
+                skipped.push(format!("{}: not a PNG or JPEG file", path.display()));
+            }
+        }
+    }
+    (files, skipped)
+}
+
+/// [`collect_image_files`], then each file loaded; what cannot be used is reported on stderr
+/// and counted in `failures`.
+pub fn load_images(inputs: &[PathBuf], failures: &mut Failures) -> Vec<(PathBuf, RgbImage)> {
+    let (files, skipped) = collect_image_files(inputs);
+    for message in skipped {
+        failures.fail(None, format!("skipping {message}"));
+    }
+    let mut images = Vec::with_capacity(files.len());
+    for path in files {
+        match load_image(&path) {
+            Ok(image) => images.push((path, image)),
+            Err(e) => failures.fail(None, format!("skipping {e}")),
+        }
+    }
+    images
+}
+
+/// A progress bar counting `len` units of work.
+pub fn progress_bar(len: usize, unit: &str) -> Result<ProgressBar, BoxError> {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {unit} {{elapsed_precise}}"
+    ))?);
+    Ok(bar)
+}
+
+/// Prints a line above the progress bar (also when the bar is hidden because stderr is not a
+/// terminal, where `ProgressBar::println` prints nothing).
+pub fn say(bar: &ProgressBar, line: impl AsRef<str>) {
+    bar.suspend(|| println!("{}", line.as_ref()));
+}
+
+/// Counts inputs that failed and inputs that succeeded; the example's exit status.
+#[derive(Default)]
+pub struct Failures {
+    failed: usize,
+    succeeded: usize,
+}
+
+impl Failures {
+    /// Reports a failure on stderr (above `bar`, if any).
+    pub fn fail(&mut self, bar: Option<&ProgressBar>, message: impl AsRef<str>) {
+        self.failed += 1;
+        match bar {
+            Some(bar) => bar.suspend(|| eprintln!("{}", message.as_ref())),
+            None => eprintln!("{}", message.as_ref()),
+        }
+    }
+
+    /// Records a success.
+    pub fn succeed(&mut self) {
+        self.succeeded += 1;
+    }
+
+    /// Records the outcome of processing `input` into `output`, started at `start`: a line
+    /// `input → output (seconds)` or the error.
+    pub fn record(&mut self, bar: &ProgressBar, input: &Path, start: Instant, result: Result<PathBuf, BoxError>) {
+        match result {
+            Ok(out) => {
+                self.succeed();
+                let seconds = start.elapsed().as_secs_f32();
+                say(bar, format!("{} → {} ({seconds:.1} s)", input.display(), out.display()));
+            }
+            Err(e) => self.fail(Some(bar), format!("failed on {}: {e}", input.display())),
+        }
+    }
+
+    /// `Ok` when something succeeded and nothing failed; else an error saying how many failed.
+    pub fn finish(self) -> Result<(), BoxError> {
+        match (self.failed, self.succeeded) {
+            (0, 0) => Err("nothing to do: no input could be processed".into()),
+            (0, _) => Ok(()),
+            (failed, 0) => Err(format!("all {failed} input(s) failed").into()),
+            (failed, ok) => Err(format!("{failed} input(s) failed, {ok} succeeded").into()),
+        }
+    }
+}
+
+/// Output names that never collide: the file stem, with `_2`, `_3`, ... for later inputs of
+/// the same stem (e.g. `a/face.png` and `b/face.jpg`).
+#[derive(Default)]
+pub struct OutputNames {
+    used: HashSet<String>,
+}
+
+impl OutputNames {
+    /// The output name of `path`.
+    pub fn name(&mut self, path: &Path) -> String {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        let mut name = stem.clone();
+        let mut n = 1;
+        while !self.used.insert(name.clone()) {
+            n += 1;
+            name = format!("{stem}_{n}");
+        }
+        name
+    }
+}
+
+/// Images side by side (each scaled to the height of the first with Pillow's bilinear filter),
+/// left to right: e.g. input | step 0 | step 1 | ….
+pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
+    let height = images.first().map_or(0, |i| i.height());
+    let scaled: Vec<RgbImage> = images
+        .iter()
+        .map(|i| {
+            if i.height() == height {
+                i.clone()
+            } else {
+                let width = (u64::from(i.width()) * u64::from(height) / u64::from(i.height())) as u32;
+                resize_bilinear(i, width.max(1), height)
+            }
+        })
+        .collect();
+    let width = scaled.iter().map(|i| i.width()).sum();
+    let mut grid = RgbImage::new(width, height);
+    let mut x = 0;
+    for image in &scaled {
+        image::imageops::replace(&mut grid, image, i64::from(x), 0);
+        x += image.width();
+    }
+    grid
+}
+
+/// Demo: prints how far `ours` (one sample) is from upstream's output `key` for the bundled photo
+/// `path`; says so when the photo is not one the upstream run saw.
+pub fn report<const D: usize>(demo: &Demo, bar: &ProgressBar, path: &Path, what: &str, key: &str, ours: &Tensor<B, D>) {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let Some(sample) = demo.sample_of(stem) else {
+        say(
+            bar,
+            format!("  ({stem} is not a bundled photo: no upstream output to compare with)"),
+        );
+        return;
+    };
+    if let Some(stats) = demo.compare(key, sample, ours) {
+        say(
+            bar,
+            format!(
+                "  {what:<22} max-abs diff from upstream {:.2e} (mean {:.2e})",
+                stats.max_abs, stats.mean_abs
+            ),
+        );
+    }
+}

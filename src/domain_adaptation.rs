@@ -120,6 +120,7 @@ impl<B: Backend> ReStyle<B> {
             Some(config) => config,
             None => ReStyleConfig::detect(store, &prefix)?,
         };
+        GeneratorConfig::new(config.output_size).validate()?;
         let n_styles = config.n_styles();
         let encoder = ReStyleEncoder::load(
             &store.scope(&format!("{prefix}encoder.")),

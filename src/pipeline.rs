@@ -155,6 +155,7 @@ pub struct HyperStyleBuilder<B: Backend> {
     model: Option<Source>,
     w_encoder: Option<Source>,
     config: Option<HyperStyleConfig>,
+    domain: Option<Domain>,
     conv_strategy: ConvStrategy,
     backend: PhantomData<B>,
 }
@@ -165,6 +166,7 @@ impl<B: Backend> Default for HyperStyleBuilder<B> {
             model: None,
             w_encoder: None,
             config: None,
+            domain: None,
             conv_strategy: ConvStrategy::default(),
             backend: PhantomData,
         }
@@ -202,6 +204,13 @@ impl<B: Backend> HyperStyleBuilder<B> {
         self
     }
 
+    /// Overrides only the domain (input size and crops) of the configuration, keeping the
+    /// checkpoint's generator size and tuned layers.
+    pub fn domain(mut self, domain: Domain) -> Self {
+        self.domain = Some(domain);
+        self
+    }
+
     /// How the generator runs its per-sample convolutions (see [`ConvStrategy`]).
     pub fn conv_strategy(mut self, strategy: ConvStrategy) -> Self {
         self.conv_strategy = strategy;
@@ -220,10 +229,14 @@ impl<B: Backend> HyperStyleBuilder<B> {
             .w_encoder
             .ok_or_else(|| missing("W-encoder"))?
             .open(Kind::WEncoder)?;
-        let config = match self.config {
+        let mut config = match self.config {
             Some(config) => config,
             None => HyperStyleConfig::from_opts(&model.opts()?)?,
         };
+        if let Some(domain) = self.domain {
+            config.domain = domain;
+        }
+        config.generator_config().validate()?;
         let n_styles = config.n_styles();
         let decoder = model.state_dict_prefix("decoder.", "conv1.conv.weight");
         let mut generator = Generator::load(&model.scope(&decoder), &config.generator_config(), device)?;

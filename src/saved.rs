@@ -8,6 +8,7 @@ use std::path::Path;
 use burn::prelude::*;
 use half::f16;
 use hyperstyle_core::atomic::write_atomically;
+use hyperstyle_core::checkpoint::FORMAT as FORMAT_KEY;
 use hyperstyle_core::WeightStore;
 use hyperstyle_stylegan2::WeightOffsets;
 use safetensors::tensor::TensorView;
@@ -101,7 +102,7 @@ impl<B: Backend> SavedInversion<B> {
             }
             file.add(name, image.clone(), false)?;
         }
-        file.metadata.insert("format".into(), FORMAT.into());
+        file.metadata.insert(FORMAT_KEY.into(), FORMAT.into());
         let config = serde_json::to_string(&self.config).map_err(|e| invalid_input(format!("config: {e}")))?;
         file.metadata.insert("config".into(), config);
         file.metadata.insert("n_layers".into(), self.offsets.len().to_string());
@@ -115,7 +116,7 @@ impl<B: Backend> SavedInversion<B> {
         let store = WeightStore::open(path)?;
         let bad = |reason: String| invalid_file(path, reason);
         let meta = store.metadata();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
             return Err(bad(format!(
                 "not a saved inversion (metadata `format` is not `{FORMAT}`)"
             )));

@@ -87,3 +87,60 @@ fn converted_legacy_and_rosinality_files_load_directly() {
     assert_eq!(rosinality.values("g_ema/scalar", &[]).unwrap().len(), 1);
     assert!(rosinality.values("g_ema/empty", &[0, 3]).unwrap().is_empty());
 }
+
+/// Checkpoints are named by role when a model is loaded; a file of the wrong kind in a role is
+/// refused with the file and both kinds named, before any network is built.
+#[test]
+fn checkpoints_of_the_wrong_kind_are_refused() {
+    use hyperstyle::backend::Cpu;
+    use hyperstyle::HyperStyle;
+
+    let store = converted("hyperstyle_like_zip.pt");
+    let path = store.path().to_path_buf();
+    let err = HyperStyle::<Cpu>::builder()
+        .model_file(&path)
+        .w_encoder_file(&path)
+        .load(&Default::default())
+        .unwrap_err();
+    match err {
+        hyperstyle::Error::Core(Error::InvalidFile { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(
+                reason.contains("`hyperstyle`") && reason.contains("`w-encoder`"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected an invalid-file error, got {other}"),
+    }
+    let err = HyperStyle::<Cpu>::builder()
+        .model_file(&path)
+        .load(&Default::default())
+        .unwrap_err();
+    assert!(matches!(err, hyperstyle::Error::Core(Error::InvalidConfig(_))), "{err}");
+    assert_eq!(store.kind().unwrap(), Some(hyperstyle::core::Kind::Hyperstyle));
+}
+
+/// A configuration naming no valid generator is a typed error before any size is derived from it.
+#[test]
+fn impossible_output_sizes_are_configuration_errors() {
+    use hyperstyle::backend::Cpu;
+    use hyperstyle::{Domain, HyperStyle};
+
+    for output_size in [0, 1, 2, 3, 300] {
+        let config = HyperStyleConfig {
+            output_size,
+            ..HyperStyleConfig::for_domain(Domain::Faces)
+        };
+        let empty = || WeightStore::from_tensors(Vec::new()).unwrap();
+        let err = HyperStyle::<Cpu>::builder()
+            .model_weights(empty())
+            .w_encoder_weights(empty())
+            .config(config)
+            .load(&Default::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, hyperstyle::Error::Core(Error::InvalidConfig(_))),
+            "{output_size}: {err}"
+        );
+    }
+}

@@ -101,6 +101,39 @@ fn interfacegan_ffhq256_batch2() {
     check_interfacegan("ffhq256", &fixture, &model, &inversion, "smile", -2);
 }
 
+/// Photos of any size go through `invert_images`: resized as upstream resizes them, they give the
+/// golden codes and first step; zero steps and wrong sizes are errors, not panics.
+#[test]
+fn photos_invert_like_the_golden_input() {
+    let fixture = Fixture::load("ffhq256");
+    let model = common::fixture_model(&fixture);
+    let photos: Vec<_> = ["astronaut.png", "chelsea.png"]
+        .iter()
+        .map(|name| hyperstyle::io::load_image(hyperstyle_testing::fixtures_dir().join("images").join(name)).unwrap())
+        .collect();
+    let inversion = model.invert_images(&photos, 1).unwrap();
+    // The resize is bit-exact (tests/image_input.rs), so the bounds are those of the golden
+    // input's inversion (tests/common/mod.rs): 5× upstream's float32 noise floor.
+    assert_close(
+        "w_codes from photos",
+        inversion.latents.clone(),
+        fixture.golden.get("w_codes"),
+        6e-7,
+        5e-8,
+    );
+    assert_close(
+        "step 0 from photos",
+        inversion.last_step().pooled.clone(),
+        fixture.golden.get("iter0_image_pooled"),
+        2.5e-4,
+        3e-5,
+    );
+    assert!(model.invert_images(&photos, 0).unwrap_err().is_invalid_input());
+    assert!(model.invert_images(&[], 1).unwrap_err().is_invalid_input());
+    let wrong = Tensor::<B, 4>::zeros([1, 3, 128, 128], &Default::default());
+    assert!(model.invert(wrong, 1).unwrap_err().is_invalid_input());
+}
+
 #[test]
 fn ganspace_cars512() {
     let device = Default::default();

@@ -13,7 +13,7 @@ use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::demo::Demo;
 use hyperstyle::io::load_image;
 use hyperstyle::resize::resize_bilinear;
-use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
+use hyperstyle::{Domain, HyperStyle};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -31,7 +31,7 @@ pub struct ModelArgs {
     /// Converted W-encoder checkpoint (.safetensors).
     #[arg(long, requires = "model")]
     pub w_encoder: Option<PathBuf>,
-    /// Domain, overriding the checkpoint's: faces, cars or wild.
+    /// Domain, overriding only the checkpoint's domain (input size, crops): faces, cars or wild.
     #[arg(long)]
     pub domain: Option<Domain>,
 }
@@ -43,7 +43,7 @@ impl ModelArgs {
             (Some(model), Some(w_encoder)) => {
                 let mut builder = HyperStyle::<B>::builder().model_file(model).w_encoder_file(w_encoder);
                 if let Some(domain) = self.domain {
-                    builder = builder.config(HyperStyleConfig::for_domain(domain));
+                    builder = builder.domain(domain);
                 }
                 Ok((builder.load(device)?, None))
             }

@@ -81,17 +81,17 @@ impl GeneratorConfig {
 
     /// Rows of a W+ code: `2·log2(size) − 2` (18 at 1024, 16 at 512, 14 at 256).
     pub fn n_latent(&self) -> usize {
-        2 * self.log_size() - 2
+        (2 * self.log_size()).saturating_sub(2)
     }
 
     /// Number of noise inputs: `2·(log2(size) − 2) + 1`.
     pub fn num_noise(&self) -> usize {
-        (self.log_size() - 2) * 2 + 1
+        self.log_size().saturating_sub(2) * 2 + 1
     }
 
     /// Number of modulated layers = length of a weight-offset list (26 / 23 / 20).
     pub fn num_weight_layers(&self) -> usize {
-        3 * (self.log_size() - 2) + 2
+        3 * self.log_size().saturating_sub(2) + 2
     }
 
     /// Feature channels at resolution `res` (512 up to 32, then `16384·cm / res`).
@@ -129,7 +129,7 @@ impl GeneratorConfig {
                 resolution: 4,
             },
         ];
-        for block in 0..self.log_size() - 2 {
+        for block in 0..self.log_size().saturating_sub(2) {
             let res = 8 << block;
             let (cin, cout) = (self.channels(res / 2), self.channels(res));
             let (t, row) = (2 + 3 * block, 2 * block + 1);

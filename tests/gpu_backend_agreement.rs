@@ -11,7 +11,8 @@ use burn::prelude::*;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::Distribution;
 use hyperstyle::backend::{Cpu, DefaultBackend as Gpu};
-use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightStore};
+use hyperstyle::core::WeightStore;
+use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightOffsets};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
 /// Keys of an 8×8 generator inside the fixture's `decoder.` (its first layers are the same).
@@ -59,7 +60,7 @@ fn small_generator_agrees_with_the_cpu() {
     <Cpu as Backend>::seed(&cpu_device, 3);
     let latents = Tensor::<Cpu, 3>::random([2, 4, 512], Distribution::Normal(0.0, 1.0), &cpu_device);
     // Offsets on every layer: per tap on the convs, per filter pair on the up-sampling conv.
-    let offsets: Vec<Option<Tensor<Cpu, 5>>> = cpu
+    let offsets: WeightOffsets<Cpu> = cpu
         .config()
         .layers()
         .iter()
@@ -73,17 +74,13 @@ fn small_generator_agrees_with_the_cpu() {
             ))
         })
         .collect();
-    let gpu_offsets: Vec<Option<Tensor<Gpu, 5>>> = offsets
+    let gpu_offsets: WeightOffsets<Gpu> = offsets
         .iter()
         .map(|o| o.as_ref().map(|t| moved(t, &gpu_device)))
         .collect();
     let gpu_latents = moved(&latents, &gpu_device);
 
-    let cases: [(
-        &str,
-        Option<&[Option<Tensor<Cpu, 5>>]>,
-        Option<&[Option<Tensor<Gpu, 5>>]>,
-    ); 2] = [
+    let cases: [(&str, Option<&WeightOffsets<Cpu>>, Option<&WeightOffsets<Gpu>>); 2] = [
         ("shared weights", None, None),
         ("per-sample offsets", Some(&offsets), Some(&gpu_offsets)),
     ];

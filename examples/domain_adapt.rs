@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
-use common::{load_images, progress_bar, report, side_by_side, BoxError, Failures, OutputNames};
+use common::{load_images, progress_bar, report, side_by_side, BoxError, Failures, Outputs};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::demo::Demo;
 use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter};
@@ -116,16 +116,16 @@ fn main() -> Result<(), BoxError> {
         options.hyperstyle_iters,
         if args.random_noise { "random" } else { "stored" }
     );
-    std::fs::create_dir_all(&args.output)?;
     let size = model.input_size();
     let mut failures = Failures::default();
     let images = load_images(&inputs, &mut failures);
     let passes = options.restyle_iters + options.hyperstyle_iters + 1;
     let bar = progress_bar(images.len() * passes, "iterations")?;
-    let mut names = OutputNames::default();
+    let input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
+    let mut outputs = Outputs::new(&args.output, &input_files)?;
     for (path, image) in images {
         let start = Instant::now();
-        let name = names.name(&path);
+        let name = outputs.name(&path);
         let result = (|| -> Result<PathBuf, BoxError> {
             let batch = images_to_tensor::<B>(std::slice::from_ref(&image), size, &device);
             let adapted = adapter.adapt(&model, batch, &options, |_| bar.inc(1))?;
@@ -136,7 +136,7 @@ fn main() -> Result<(), BoxError> {
             let mut columns = vec![image];
             columns.extend(tensor_to_images(adapted.inversion.last_step().image.clone())?);
             columns.extend(tensor_to_images(adapted.image)?);
-            let out = args.output.join(format!("{name}_adapted.png"));
+            let out = outputs.file(&format!("{name}_adapted.png"))?;
             save_image(&side_by_side(&columns), &out)?;
             Ok(out)
         })();

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, OutputNames};
+use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
 use hyperstyle::core::WeightStore;
@@ -300,7 +300,6 @@ fn main() -> Result<(), BoxError> {
     if let (Some(demo), true) = (&demo, inputs.is_empty() && args.inversion.is_empty()) {
         inputs.push(demo.photo(demo_config(args.edit).1));
     }
-    std::fs::create_dir_all(&args.output)?;
     println!(
         "Columns: input (photos only) | inversion | {}",
         edit.labels().join(" | ")
@@ -311,13 +310,15 @@ fn main() -> Result<(), BoxError> {
     let n_edits = edit.labels().len();
     let total = images.len() * (n_iters + n_edits) + args.inversion.len() * (1 + n_edits);
     let bar = progress_bar(total, "generator/refinement passes")?;
-    let mut names = OutputNames::default();
+    let mut input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
+    input_files.extend(args.inversion.iter().cloned());
+    let mut outputs = Outputs::new(&args.output, &input_files)?;
 
     // Photos: invert, then edit with the inversion's latents and offsets.
     if let Some(model) = &model {
         for (path, image) in &images {
             let start = Instant::now();
-            let name = names.name(path);
+            let name = outputs.name(path);
             let result = (|| -> Result<PathBuf, BoxError> {
                 let inversion =
                     model.invert_images_with_progress(std::slice::from_ref(image), n_iters, |_| bar.inc(1))?;
@@ -326,7 +327,7 @@ fn main() -> Result<(), BoxError> {
                 if let Some(demo) = &demo {
                     report_edits(demo, &edit, &edits, path, domain, &bar);
                 }
-                write_grid(&args, &name, Some(image.clone()), reconstruction, edits)
+                write_grid(&args, &outputs, &name, Some(image.clone()), reconstruction, edits)
             })();
             failures.record(&bar, path, start, result);
         }
@@ -334,7 +335,7 @@ fn main() -> Result<(), BoxError> {
 
     // Saved inversions: their latents and offsets are used as they are, sample by sample.
     for path in &args.inversion {
-        let name = names.name(path);
+        let name = outputs.name(path);
         let result = (|| -> Result<Vec<PathBuf>, BoxError> {
             let saved = SavedInversion::<B>::load(path, &device)?;
             if saved.config.output_size != generator.config().size {
@@ -346,7 +347,7 @@ fn main() -> Result<(), BoxError> {
                 .into());
             }
             let batch = saved.latents.dims()[0];
-            let mut outputs = Vec::with_capacity(batch);
+            let mut written = Vec::with_capacity(batch);
             for b in 0..batch {
                 let sample = saved.sample(b)?;
                 let reconstruction = editor.render(sample.latents.clone(), Some(&sample.offsets))?;
@@ -357,9 +358,9 @@ fn main() -> Result<(), BoxError> {
                 } else {
                     format!("{name}_{b}")
                 };
-                outputs.push(write_grid(&args, &sample_name, None, reconstruction, edits)?);
+                written.push(write_grid(&args, &outputs, &sample_name, None, reconstruction, edits)?);
             }
-            Ok(outputs)
+            Ok(written)
         })();
         match result {
             Ok(outs) => {
@@ -394,6 +395,7 @@ fn render(
 /// Writes `NAME_EDIT.png`: input (if any) | inversion | edits.
 fn write_grid(
     args: &Args,
+    outputs: &Outputs,
     name: &str,
     input: Option<RgbImage>,
     reconstruction: Tensor<B, 4>,
@@ -402,7 +404,7 @@ fn write_grid(
     let mut columns: Vec<RgbImage> = input.into_iter().collect();
     columns.extend(tensor_to_images(reconstruction)?);
     columns.extend(tensor_to_images(edits)?);
-    let path = args.output.join(format!("{name}_{}.png", args.edit.name()));
+    let path = outputs.file(&format!("{name}_{}.png", args.edit.name()))?;
     save_image(&side_by_side(&columns), &path)?;
     Ok(path)
 }

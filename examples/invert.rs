@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, OutputNames};
+use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs};
 use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
 use hyperstyle::io::{save_image, tensor_to_images};
 use hyperstyle::stylegan2::ConvStrategy;
@@ -72,12 +72,11 @@ fn main() -> Result<(), BoxError> {
     if inputs.is_empty() {
         return Err("no input images given".into());
     }
-    std::fs::create_dir_all(&args.output)?;
-
     // Load every image first: a bad file is reported and skipped, the others go on.
     let mut failures = Failures::default();
     let images = load_images(&inputs, &mut failures);
-    let mut names = OutputNames::default();
+    let input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
+    let mut outputs = Outputs::new(&args.output, &input_files)?;
     let bar = progress_bar(images.len() * n_iters, "steps")?;
     for chunk in images.chunks(args.batch as usize) {
         let start = Instant::now();
@@ -94,8 +93,8 @@ fn main() -> Result<(), BoxError> {
         };
         let per_image = start.elapsed().as_secs_f32() / chunk.len() as f32;
         for (b, (path, image)) in chunk.iter().enumerate() {
-            let name = names.name(path);
-            match write_outputs(&args, &model, &inversion, b, &name, image) {
+            let name = outputs.name(path);
+            match write_outputs(&args, &outputs, &model, &inversion, b, &name, image) {
                 Ok(()) => {
                     failures.succeed();
                     say(
@@ -136,6 +135,7 @@ fn main() -> Result<(), BoxError> {
 /// Writes `NAME_step{i}.png`, `NAME_grid.png` and, with --save-tensors, `NAME.safetensors`.
 fn write_outputs(
     args: &Args,
+    outputs: &Outputs,
     model: &HyperStyle<B>,
     inversion: &Inversion<B>,
     b: usize,
@@ -145,10 +145,10 @@ fn write_outputs(
     let mut grid = vec![input.clone()];
     for (i, step) in inversion.steps.iter().enumerate() {
         let image = tensor_to_images(step.image.clone().narrow(0, b, 1))?.remove(0);
-        save_image(&image, args.output.join(format!("{name}_step{i}.png")))?;
+        save_image(&image, outputs.file(&format!("{name}_step{i}.png"))?)?;
         grid.push(image);
     }
-    save_image(&side_by_side(&grid), args.output.join(format!("{name}_grid.png")))?;
+    save_image(&side_by_side(&grid), outputs.file(&format!("{name}_grid.png"))?)?;
     if args.save_tensors {
         let saved = SavedInversion::new(inversion, model.config()).sample(b)?;
         let mut images = Vec::new();
@@ -161,7 +161,7 @@ fn write_outputs(
         } else {
             OffsetPrecision::F32
         };
-        saved.save_with_images(args.output.join(format!("{name}.safetensors")), precision, &images)?;
+        saved.save_with_images(outputs.file(&format!("{name}.safetensors"))?, precision, &images)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use hyperstyle::backend::DefaultBackend as B;
+use hyperstyle::core::atomic::same_file;
 use hyperstyle::demo::Demo;
 use hyperstyle::io::load_image;
 use hyperstyle::resize::resize_bilinear;
@@ -170,17 +171,29 @@ impl Failures {
     }
 }
 
-/// Output names that never collide: the file stem, with `_2`, `_3`, ... for later inputs of
-/// the same stem (e.g. `a/face.png` and `b/face.jpg`).
-#[derive(Default)]
-pub struct OutputNames {
+/// Where an example writes: names that never collide (the file stem, with `_2`, `_3`, ... for
+/// later inputs of the same stem, e.g. `a/face.png` and `b/face.jpg`), and never an input file
+/// (`--output` may be the folder the photos are in).
+pub struct Outputs {
+    dir: PathBuf,
+    inputs: Vec<PathBuf>,
     used: HashSet<String>,
 }
 
-impl OutputNames {
-    /// The output name of `path`.
-    pub fn name(&mut self, path: &Path) -> String {
-        let stem = path
+impl Outputs {
+    /// Outputs in `dir` (created), protecting the files `inputs`.
+    pub fn new(dir: &Path, inputs: &[PathBuf]) -> Result<Self, BoxError> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            inputs: inputs.to_vec(),
+            used: HashSet::new(),
+        })
+    }
+
+    /// The output name of `input` (a stem no other input of this run gets).
+    pub fn name(&mut self, input: &Path) -> String {
+        let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
@@ -191,6 +204,15 @@ impl OutputNames {
             name = format!("{stem}_{n}");
         }
         name
+    }
+
+    /// The path of output file `file_name`; an error if it is one of the inputs.
+    pub fn file(&self, file_name: &str) -> Result<PathBuf, BoxError> {
+        let path = self.dir.join(file_name);
+        if let Some(input) = self.inputs.iter().find(|input| same_file(input, &path)) {
+            return Err(format!("refusing to overwrite the input {} with an output", input.display()).into());
+        }
+        Ok(path)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value as Json};
 
-use hyperstyle_core::atomic::write_atomically_with;
+use hyperstyle_core::atomic::{same_file, write_atomically_with};
 
 use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
@@ -127,6 +127,9 @@ fn summary(ck: &Checkpoint, plan: &Plan, kind: Kind, bytes: u64) -> ConvertSumma
 /// the output nor a temporary file remains. Tensor data is streamed, so memory use stays near
 /// the size of the largest tensor.
 pub fn convert_file(input: &Path, output: &Path, options: &ConvertOptions) -> Result<ConvertSummary> {
+    if same_file(input, output) {
+        return Err(ConvertError::OutputIsInput(output.to_path_buf()));
+    }
     let src = FileSource::open(input)?;
     let (ck, plan, kind) = prepare(&src, options)?;
     let source_file = input

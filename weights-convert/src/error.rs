@@ -91,6 +91,10 @@ pub enum ConvertError {
     #[error("duplicate or reserved tensor key `{0}`")]
     DuplicateKey(String),
 
+    /// The output names the input file (the same path, or a link to it): writing would destroy it.
+    #[error("the output {0} is the input file; choose another output path")]
+    OutputIsInput(std::path::PathBuf),
+
     /// A resource limit protecting against hostile files was hit.
     #[error("checkpoint exceeds a safety limit: {0}")]
     TooLarge(String),

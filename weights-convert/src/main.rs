@@ -70,6 +70,21 @@ impl From<DTypeArg> for DType {
     }
 }
 
+/// A key from the checkpoint as it may be printed: control characters (terminal escape
+/// sequences, newlines) are shown escaped, never sent to the terminal.
+fn printable(untrusted: &str) -> String {
+    untrusted
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn print_inventory(cli: &Cli, inv: &Inventory) {
     let aliases = inv.entries.iter().filter(|e| e.alias_of.is_some()).count();
     let kind = inv
@@ -82,11 +97,12 @@ fn print_inventory(cli: &Cli, inv: &Inventory) {
         inv.entries.len(),
         inv.entries.len() - aliases
     );
-    let width = inv.entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
-    for e in &inv.entries {
+    let keys: Vec<String> = inv.entries.iter().map(|e| printable(&e.key)).collect();
+    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    for (e, key) in inv.entries.iter().zip(&keys) {
         match &e.alias_of {
-            Some(canonical) => println!("  {:width$}  = alias of {canonical}", e.key),
-            None => println!("  {:width$}  {:<5} {:?}", e.key, e.dtype.safetensors_name(), e.shape),
+            Some(canonical) => println!("  {key:width$}  = alias of {}", printable(canonical)),
+            None => println!("  {key:width$}  {:<5} {:?}", e.dtype.safetensors_name(), e.shape),
         }
     }
     if let Some(opts) = &inv.opts {

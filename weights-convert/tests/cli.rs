@@ -4,7 +4,7 @@ mod common;
 
 use std::process::{Command, Output as ProcessOutput};
 
-use common::{expected, fixture, Output};
+use common::{expected, f32_bytes, fixture, zip_checkpoint, Output, Pickle};
 
 fn run(args: &[&std::ffi::OsStr]) -> ProcessOutput {
     Command::new(env!("CARGO_BIN_EXE_weights-convert"))
@@ -134,4 +134,44 @@ fn usage_errors_and_help() {
     for needle in ["--list", "--dtype", "--kind", "w-encoder", "f16", "alias"] {
         assert!(help.contains(needle), "help lacks {needle}: {help}");
     }
+}
+
+#[test]
+fn the_input_is_never_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("model.pt");
+    std::fs::copy(fixture("hyperstyle_like_zip.pt"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let link = dir.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let hard = dir.path().join("hard.safetensors");
+    std::fs::hard_link(&input, &hard).unwrap();
+    for output in [&input, &link, &hard] {
+        let result = run(&[input.as_os_str(), output.as_os_str()]);
+        assert!(!result.status.success(), "{} was accepted as output", output.display());
+        assert!(
+            text(&result.stderr).contains("is the input file"),
+            "{}",
+            text(&result.stderr)
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), before, "the input changed");
+    }
+}
+
+#[test]
+fn listed_keys_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("escape.pt");
+    let mut p = Pickle::new(2);
+    p.empty_dict()
+        .mark()
+        .str("x\u{1b}[2J\nfake")
+        .tensor("FloatStorage", "0", 2, 0, &[2], &[1])
+        .setitems();
+    std::fs::write(&input, zip_checkpoint(p.stop(), &[("0", f32_bytes(&[1.0, 2.0]))], None)).unwrap();
+    let result = run(&["--list".as_ref(), input.as_os_str()]);
+    assert!(result.status.success(), "stderr: {}", text(&result.stderr));
+    let listing = text(&result.stdout);
+    assert!(!listing.contains('\u{1b}'), "raw escape in {listing:?}");
+    assert!(listing.contains("x\\u{1b}[2J\\nfake"), "{listing}");
 }

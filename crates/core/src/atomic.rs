@@ -86,6 +86,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     )
 }
 
+/// Whether `a` and `b` name the same existing file, through symbolic and hard links: a tool must
+/// never write its output over its input.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ma, mb);
+        matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
 fn create_temp(dir: &Path, file_name: &str) -> std::io::Result<(File, TempGuard)> {
     let pid = std::process::id();
     let mut last_error = None;
@@ -122,6 +140,28 @@ mod tests {
         write_atomically(&target, b"ok").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"ok");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn same_file_sees_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.bin");
+        fs::write(&a, b"a").unwrap();
+        let b = dir.path().join("b.bin");
+        fs::write(&b, b"b").unwrap();
+        assert!(same_file(&a, &a));
+        assert!(same_file(&a, &dir.path().join(".").join("a.bin")));
+        assert!(!same_file(&a, &b));
+        assert!(!same_file(&a, &dir.path().join("absent.bin")));
+        let hard = dir.path().join("hard.bin");
+        fs::hard_link(&a, &hard).unwrap();
+        assert!(same_file(&a, &hard));
+        #[cfg(unix)]
+        {
+            let soft = dir.path().join("soft.bin");
+            std::os::unix::fs::symlink(&a, &soft).unwrap();
+            assert!(same_file(&soft, &a));
+        }
     }
 
     #[test]

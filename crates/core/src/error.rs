@@ -56,6 +56,16 @@ pub enum Error {
         /// The dtype in the file.
         found: String,
     },
+    /// A tensor holds NaN or an infinity (a corrupt or badly exported file).
+    #[error("weight `{key}` holds a non-finite value ({value}) at index {index}")]
+    NonFinite {
+        /// Full key, prefix included.
+        key: String,
+        /// Position of the first non-finite value, row-major.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
     /// The weights hold tensors the network does not have: a wrong checkpoint or config.
     #[error("unexpected weights under `{prefix}`: {keys:?}")]
     UnexpectedKeys {

@@ -201,7 +201,8 @@ impl WeightStore {
         self.resolve(key).map(|(_, e)| e.shape().to_vec())
     }
 
-    /// The values of `key` as f32 after checking its shape; marks it as used.
+    /// The values of `key` as f32 after checking its shape and that every value is finite (f64
+    /// values beyond the f32 range count as infinite); marks it as used.
     pub fn values(&self, key: &str, expected: &[usize]) -> Result<Vec<f32>> {
         let (_, entry) = self
             .resolve(key)
@@ -221,6 +222,15 @@ impl WeightStore {
                 decode_float(key, *dtype, bytes)?
             }
         };
+        // NaN or infinity in weights, directions or saved offsets would render black images
+        // without any error: refuse them here, once, naming the tensor.
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                key: key.to_string(),
+                index,
+                value,
+            });
+        }
         self.used.borrow_mut().insert(key.to_string());
         Ok(values)
     }
@@ -353,5 +363,48 @@ impl<'a> Weights<'a> {
                 keys: unused.into_iter().take(20).collect(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_are_refused_by_name() {
+        for (bad, name) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "-inf")] {
+            let store = WeightStore::from_tensors([("w".to_string(), vec![4], vec![0.0, 1.0, bad, 2.0])]).unwrap();
+            match store.values("w", &[4]) {
+                Err(Error::NonFinite { key, index, .. }) => assert_eq!((key.as_str(), index), ("w", 2), "{name}"),
+                other => panic!("{name}: expected a non-finite error, got {other:?}"),
+            }
+        }
+        // f64 beyond the f32 range becomes infinite: refused too.
+        let bytes: Vec<u8> = [1.0f64, 1e300].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(Dtype::F64, vec![2], &bytes).unwrap();
+        let file = safetensors::serialize([("big", view)], None).unwrap();
+        let store = WeightStore::from_bytes(file).unwrap();
+        assert!(matches!(
+            store.values("big", &[2]),
+            Err(Error::NonFinite { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_files_and_metadata_are_typed_errors() {
+        assert!(matches!(
+            WeightStore::from_bytes(b"\x10\0\0\0\0\0\0\0{}".to_vec()),
+            Err(Error::Format { .. })
+        ));
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap();
+        let metadata = [("opts".to_string(), "{not json".to_string())].into_iter().collect();
+        let file = safetensors::serialize([("x", view)], Some(metadata)).unwrap();
+        let store = WeightStore::from_bytes(file).unwrap();
+        assert!(matches!(store.opts(), Err(Error::InvalidFile { .. })));
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap();
+        let metadata = [("kind".to_string(), "pickle".to_string())].into_iter().collect();
+        let file = safetensors::serialize([("x", view)], Some(metadata)).unwrap();
+        let store = WeightStore::from_bytes(file).unwrap();
+        assert!(matches!(store.kind(), Err(Error::InvalidFile { .. })));
     }
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example throughput                               # CPU, ffhq1024, batch 1
 //! cargo run --release --features cuda --example throughput -- --batches 1,4,8 --precision f16
+//! cargo run --release --features cuda --example throughput -- --profile   # time per stage, cold and warm
 //! ```
 //! The model is a test fixture (the real architecture with deterministic pattern weights): speed
 //! does not depend on the values, and the fixture's goldens say how far this backend, precision
@@ -44,6 +45,11 @@ struct Args {
     /// Skip the comparison with the goldens.
     #[arg(long)]
     no_check: bool,
+    /// Also print the time of every stage (W encoder, W synthesis, each step's hypernetwork and
+    /// synthesis) for the first call at each batch size (cold: kernel compilation and autotuning
+    /// included on GPUs) and for a second (warm) call, each stage closed by a device sync.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -72,6 +78,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let one = input.narrow(0, 0, 1);
+    if args.profile {
+        for batch in args.batches.iter().map(|&b| b as usize) {
+            profile(&model, one.clone().repeat_dim(0, batch), iters)?;
+        }
+    }
     println!(
         "{:>6} {:>12} {:>12} {:>10}   ({} steps, mean of {} runs after a warm-up)",
         "batch", "ms/batch", "ms/image", "images/s", iters, runs
@@ -96,6 +107,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Prints the time of every stage of a first (cold) and a second (warm) inversion of `images`.
+fn profile(model: &HyperStyle<B>, images: Tensor<B, 4>, iters: usize) -> hyperstyle::Result<()> {
+    let batch = images.dims()[0];
+    let (_, cold) = model.invert_timed(images.clone(), iters)?;
+    let (_, warm) = model.invert_timed(images, iters)?;
+    println!("batch {batch}: time per stage (ms), each closed by a device sync");
+    println!("  {:<24} {:>10} {:>10}", "stage", "cold", "warm");
+    for ((stage, c), (_, w)) in cold.stages.iter().zip(&warm.stages) {
+        println!("  {:<24} {:>10.1} {:>10.1}", stage.to_string(), ms(*c), ms(*w));
+    }
+    println!(
+        "  {:<24} {:>10.1} {:>10.1}",
+        "total",
+        ms(cold.total()),
+        ms(warm.total())
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// Inverts the demo input with the upstream run's step count and prints the distance of the

@@ -35,6 +35,9 @@ pub enum Error {
         /// What the backend reported.
         reason: String,
     },
+    /// The device reported a failure while running (e.g. when synchronising a GPU).
+    #[error("device error: {0}")]
+    Device(String),
     /// A tensor that cannot be turned into an image (wrong rank or channel count).
     #[error("invalid image tensor: {0}")]
     InvalidImageTensor(String),

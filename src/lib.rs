@@ -40,7 +40,7 @@ pub mod saved;
 
 pub use domain::Domain;
 pub use error::{Error, Result};
-pub use pipeline::{HyperStyle, HyperStyleBuilder, HyperStyleConfig, Inversion, Step};
+pub use pipeline::{HyperStyle, HyperStyleBuilder, HyperStyleConfig, Inversion, Stage, StageTimes, Step};
 pub use saved::{OffsetPrecision, SavedInversion};
 
 pub use hyperstyle_core as core;

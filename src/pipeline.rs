@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use hyperstyle_core::{Kind, WeightStore};
@@ -77,6 +78,49 @@ impl HyperStyleConfig {
     /// W+ rows of the generator: `2·log2(size) − 2`.
     pub fn n_styles(&self) -> usize {
         self.generator_config().n_latent()
+    }
+}
+
+/// A stage of [`HyperStyle::invert`], in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The W encoder and `latent_avg`: the W+ codes.
+    WEncoder,
+    /// The unmodified generator's image of the W+ codes (the W inversion).
+    WSynthesis,
+    /// Refinement step `i`'s hypernetwork forward and offset accumulation.
+    Hypernet(usize),
+    /// Refinement step `i`'s generator forward with the accumulated offsets.
+    Synthesis(usize),
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stage::WEncoder => f.write_str("W encoder"),
+            Stage::WSynthesis => f.write_str("W synthesis"),
+            Stage::Hypernet(i) => write!(f, "step {i} hypernetwork"),
+            Stage::Synthesis(i) => write!(f, "step {i} synthesis"),
+        }
+    }
+}
+
+/// Wall time of every stage of one inversion ([`HyperStyle::invert_timed`]).
+#[derive(Debug, Clone, Default)]
+pub struct StageTimes {
+    /// Each stage and its time, in the order they ran.
+    pub stages: Vec<(Stage, Duration)>,
+}
+
+impl StageTimes {
+    /// The sum over all stages.
+    pub fn total(&self) -> Duration {
+        self.stages.iter().map(|(_, t)| *t).sum()
+    }
+
+    /// The time of the stages `select` picks, summed (e.g. every hypernetwork forward).
+    pub fn sum(&self, select: impl Fn(Stage) -> bool) -> Duration {
+        self.stages.iter().filter(|(s, _)| select(*s)).map(|(_, t)| *t).sum()
     }
 }
 
@@ -314,10 +358,21 @@ impl<B: Backend> HyperStyle<B> {
     /// The initial inversion: `w_codes = WEncoder(x) + latent_avg`, and the unmodified
     /// generator's image pooled to 256×256 (returned uncropped; cars feed rows 32..224 to step 0).
     pub fn w_inversion(&self, images: Tensor<B, 4>) -> Result<(Tensor<B, 3>, Tensor<B, 4>)> {
+        let latents = self.w_codes(images)?;
+        let image = self.w_image(latents.clone())?;
+        Ok((latents, image))
+    }
+
+    /// `WEncoder(x) + latent_avg`: `[batch, n_styles, 512]`.
+    fn w_codes(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 3>> {
         self.check_input(&images)?;
-        let latents = self.w_encoder.w_codes(images, &self.latent_avg)?;
-        let image = self.generator.synthesis(latents.clone(), &Noise::Stored, None)?;
-        Ok((latents, pool(image, 256, 256)))
+        Ok(self.w_encoder.w_codes(images, &self.latent_avg)?)
+    }
+
+    /// The unmodified generator's image of `latents`, pooled to 256×256.
+    fn w_image(&self, latents: Tensor<B, 3>) -> Result<Tensor<B, 4>> {
+        let image = self.generator.synthesis(latents, &Noise::Stored, None)?;
+        Ok(pool(image, 256, 256))
     }
 
     /// One refinement step: offsets from (input, current reconstruction), added to the
@@ -329,13 +384,29 @@ impl<B: Backend> HyperStyle<B> {
         latents: Tensor<B, 3>,
         accumulated: Option<WeightOffsets<B>>,
     ) -> Result<(WeightOffsets<B>, Step<B>)> {
+        let offsets = self.step_offsets(images, reconstruction, accumulated)?;
+        let step = self.step_image(latents, &offsets)?;
+        Ok((offsets, step))
+    }
+
+    /// The hypernetwork's offsets for (input, reconstruction), added to the accumulated ones.
+    fn step_offsets(
+        &self,
+        images: Tensor<B, 4>,
+        reconstruction: Tensor<B, 4>,
+        accumulated: Option<WeightOffsets<B>>,
+    ) -> Result<WeightOffsets<B>> {
         let offsets = self.hypernet.forward(images, reconstruction)?;
-        let offsets = match accumulated {
+        Ok(match accumulated {
             Some(sum) => sum.accumulate(offsets)?,
             None => offsets,
-        };
-        let image = self.generator.synthesis(latents, &Noise::Stored, Some(&offsets))?;
-        Ok((offsets, self.step_output(image)))
+        })
+    }
+
+    /// The generator's image with `offsets`, cropped and pooled as the next step needs it.
+    fn step_image(&self, latents: Tensor<B, 3>, offsets: &WeightOffsets<B>) -> Result<Step<B>> {
+        let image = self.generator.synthesis(latents, &Noise::Stored, Some(offsets))?;
+        Ok(self.step_output(image))
     }
 
     /// Inverts a batch of normalised images (`[batch, 3, h, w]` at the domain's input size, see
@@ -348,23 +419,43 @@ impl<B: Backend> HyperStyle<B> {
         n_iters: usize,
         mut on_step: impl FnMut(usize),
     ) -> Result<Inversion<B>> {
+        self.invert_observed(images, n_iters, |stage| {
+            if let Stage::Synthesis(i) = stage {
+                on_step(i)
+            }
+        })
+    }
+
+    /// [`HyperStyle::invert`] calling `on_stage` after each stage has been issued to the device
+    /// (on asynchronous backends it may still be running: see [`HyperStyle::invert_timed`]).
+    pub fn invert_observed(
+        &self,
+        images: Tensor<B, 4>,
+        n_iters: usize,
+        mut on_stage: impl FnMut(Stage),
+    ) -> Result<Inversion<B>> {
         if n_iters == 0 {
             return Err(invalid_input(
                 "HyperStyle needs at least one refinement step (n_iters ≥ 1)",
             ));
         }
-        let (latents, w_inversion) = self.w_inversion(images.clone())?;
+        let latents = self.w_codes(images.clone())?;
+        on_stage(Stage::WEncoder);
+        let w_inversion = self.w_image(latents.clone())?;
+        on_stage(Stage::WSynthesis);
         // Step 0 sees the W inversion at 256×256 (cars: its rows 32..224, i.e. 192×256).
         let (top, bottom) = self.config.domain.content_rows(256);
         let mut reconstruction = crop_rows(w_inversion.clone(), top, bottom);
         let mut offsets: Option<WeightOffsets<B>> = None;
         let mut steps = Vec::with_capacity(n_iters);
         for i in 0..n_iters {
-            let (accumulated, step) = self.refinement_step(images.clone(), reconstruction, latents.clone(), offsets)?;
+            let accumulated = self.step_offsets(images.clone(), reconstruction, offsets)?;
+            on_stage(Stage::Hypernet(i));
+            let step = self.step_image(latents.clone(), &accumulated)?;
+            on_stage(Stage::Synthesis(i));
             reconstruction = step.pooled.clone();
             offsets = Some(accumulated);
             steps.push(step);
-            on_step(i);
         }
         Ok(Inversion {
             latents,
@@ -372,6 +463,32 @@ impl<B: Backend> HyperStyle<B> {
             w_inversion,
             steps,
         })
+    }
+
+    /// [`HyperStyle::invert`] with the wall time of every stage. Each stage is closed by a
+    /// device synchronisation, so that on asynchronous backends (CUDA, wgpu) a stage's time is
+    /// the time its work took, kernel compilation and autotuning included on a first call, not
+    /// the time to queue it. The synchronisations cost a little throughput: time whole
+    /// inversions with [`HyperStyle::invert`].
+    pub fn invert_timed(&self, images: Tensor<B, 4>, n_iters: usize) -> Result<(Inversion<B>, StageTimes)> {
+        let device = self.latent_avg.value().device();
+        let sync = |device: &B::Device| B::sync(device).map_err(|e| crate::error::Error::Device(format!("{e:?}")));
+        sync(&device)?;
+        let mut times = StageTimes::default();
+        let mut failure = None;
+        let mut last = Instant::now();
+        let inversion = self.invert_observed(images, n_iters, |stage| {
+            if let Err(e) = sync(&device) {
+                failure.get_or_insert(e);
+            }
+            let now = Instant::now();
+            times.stages.push((stage, now - last));
+            last = now;
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((inversion, times)),
+        }
     }
 
     /// [`HyperStyle::invert_with_progress`] without progress reporting.

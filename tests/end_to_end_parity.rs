@@ -16,7 +16,7 @@ use hyperstyle::editing::{factor_range, Editor, GanSpace, GanSpaceEdit, InterFac
 use hyperstyle::encoders::EncoderType;
 use hyperstyle::image_ops::pool;
 use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise, WeightOffsets};
-use hyperstyle::{Domain, HyperStyle, Inversion};
+use hyperstyle::{Domain, HyperStyle, Inversion, Stage};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
 // Float32 noise floor of edited images: upstream's f32 run against its f64 run on the ffhq256
@@ -106,7 +106,8 @@ fn interfacegan_ffhq256_batch2() {
 #[test]
 fn photos_invert_like_the_golden_input() {
     let fixture = Fixture::load("ffhq256");
-    let model = common::fixture_model(&fixture);
+    // A Burn module: it moves between devices like any other (here onto the same device).
+    let model = common::fixture_model(&fixture).fork(&Default::default());
     let photos: Vec<_> = ["astronaut.png", "chelsea.png"]
         .iter()
         .map(|name| hyperstyle::io::load_image(hyperstyle_testing::fixtures_dir().join("images").join(name)).unwrap())
@@ -124,6 +125,27 @@ fn photos_invert_like_the_golden_input() {
     assert_close(
         "step 0 from photos",
         inversion.last_step().pooled.clone(),
+        fixture.golden.get("iter0_image_pooled"),
+        2.5e-4,
+        3e-5,
+    );
+    // Timed per stage: the same computation, every stage reported once, in order.
+    let input = fixture.golden.tensor::<B, 4>("input", &Default::default());
+    let (timed, times) = model.invert_timed(input, 1).unwrap();
+    let stages: Vec<Stage> = times.stages.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        stages,
+        [
+            Stage::WEncoder,
+            Stage::WSynthesis,
+            Stage::Hypernet(0),
+            Stage::Synthesis(0)
+        ]
+    );
+    assert_eq!(times.total(), times.sum(|_| true));
+    assert_close(
+        "timed inversion",
+        timed.last_step().pooled.clone(),
         fixture.golden.get("iter0_image_pooled"),
         2.5e-4,
         3e-5,

@@ -38,6 +38,11 @@ struct Args {
     /// image (full resolution and pooled); `edit --inversion` reads it.
     #[arg(long)]
     save_tensors: bool,
+    /// Also write NAME_generator.safetensors per input: the generator with that image's offsets
+    /// folded into its weights, a plain StyleGAN2 checkpoint (`g_ema/…`; ~120 MB at 1024) that
+    /// renders the inversion's latents without offsets (`generate --model` loads it).
+    #[arg(long)]
+    export_generator: bool,
     /// Store the offsets as f16 (half the size).
     #[arg(long)]
     offsets_f16: bool,
@@ -149,6 +154,9 @@ fn write_outputs(
         grid.push(image);
     }
     save_image(&side_by_side(&grid), outputs.file(&format!("{name}_grid.png"))?)?;
+    if args.export_generator {
+        model.export_tuned_generator(inversion, b, outputs.file(&format!("{name}_generator.safetensors"))?)?;
+    }
     if args.save_tensors {
         let saved = SavedInversion::new(inversion, model.config()).sample(b)?;
         let mut images = Vec::new();

@@ -32,6 +32,7 @@ pub mod domain;
 pub mod domain_adaptation;
 pub mod editing;
 pub mod error;
+pub mod export;
 pub mod image_ops;
 pub mod io;
 pub mod pipeline;

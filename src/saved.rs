@@ -162,14 +162,25 @@ impl<B: Backend> SavedInversion<B> {
 
 /// Named float tensors to write: f32 values, or f16 where asked.
 #[derive(Default)]
-struct TensorFile {
+pub(crate) struct TensorFile {
     entries: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>,
-    metadata: BTreeMap<String, String>,
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 impl TensorFile {
+    /// Adds f32 values of the given shape.
+    pub(crate) fn add_values(&mut self, name: &str, shape: Vec<usize>, values: &[f32]) {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.entries.insert(name.to_string(), (Dtype::F32, shape, bytes));
+    }
+
     /// Adds a tensor, stored as f32 or f16.
-    fn add<B: Backend, const D: usize>(&mut self, name: &str, tensor: Tensor<B, D>, half: bool) -> Result<()> {
+    pub(crate) fn add<B: Backend, const D: usize>(
+        &mut self,
+        name: &str,
+        tensor: Tensor<B, D>,
+        half: bool,
+    ) -> Result<()> {
         let shape = tensor.dims().to_vec();
         let values = tensor
             .into_data()
@@ -189,7 +200,7 @@ impl TensorFile {
     }
 
     /// Writes the file atomically.
-    fn write(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write(&self, path: &Path) -> Result<()> {
         let views: Vec<(String, TensorView)> = self
             .entries
             .iter()

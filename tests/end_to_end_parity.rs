@@ -129,6 +129,24 @@ fn photos_invert_like_the_golden_input() {
         2.5e-4,
         3e-5,
     );
+    // Sample 1's tuned generator, exported: a plain generator that renders its latents without
+    // offsets as the model does with them. Both are float32 evaluations of the same function
+    // (the offsets folded into the weights once instead of per call); each lies within the
+    // generator's float32 noise floor (upstream f32 vs f64: 1.8e-5 max-abs, 2.0e-6 mean-abs) of
+    // the exact value, so they differ by at most twice that.
+    let path = std::env::temp_dir().join(format!("hyperstyle-tuned-{}.safetensors", std::process::id()));
+    model.export_tuned_generator(&inversion, 1, &path).unwrap();
+    let tuned = Generator::<B>::from_file(&path, &GeneratorConfig::new(256), &Default::default()).unwrap();
+    let latents = inversion.latents.clone().narrow(0, 1, 1);
+    let (shape, expected) = to_vec(inversion.last_step().image.clone().narrow(0, 1, 1));
+    let image = tuned.synthesis(latents, &Noise::Stored, None).unwrap();
+    assert_close("exported tuned generator", image, (&shape, &expected), 3.6e-5, 4e-6);
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        model.export_tuned_generator(&inversion, 2, &path).is_err(),
+        "no sample 2"
+    );
+
     // Timed per stage: the same computation, every stage reported once, in order.
     let input = fixture.golden.tensor::<B, 4>("input", &Default::default());
     let (timed, times) = model.invert_timed(input, 1).unwrap();

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 
 use crate::error::Result;
-use crate::weights::Weights;
+use crate::weights::{tensor_values, Weights};
 
 /// `sqrt(2) · lrelu_0.2(x)`: the activation of StyleGAN's `fused_leaky_relu` once its bias is added.
 pub fn scaled_leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -64,6 +64,7 @@ impl EqualLinearConfig {
             weight: Param::from_tensor(weight),
             bias,
             activation: self.activation,
+            lr_mul: self.lr_mul,
         })
     }
 }
@@ -79,9 +80,35 @@ pub struct EqualLinear<B: Backend> {
     /// Effective bias `[out]` (already multiplied by `lr_mul`).
     bias: Option<Param<Tensor<B, 1>>>,
     activation: bool,
+    lr_mul: f32,
 }
 
 impl<B: Backend> EqualLinear<B> {
+    /// The layer as a checkpoint stores it, the equalized-LR scales taken out again:
+    /// `weight [out, in]` and, if the layer has one, `bias [out]`. Loading them back gives the
+    /// same layer up to one float32 rounding of each value.
+    pub fn checkpoint_tensors(&self) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let [n_in, n_out] = self.weight.dims();
+        let scale = ((1.0 / (n_in as f64).sqrt()) * f64::from(self.lr_mul)) as f32;
+        let effective = tensor_values(self.weight.val())?;
+        let mut raw = vec![0f32; effective.len()];
+        for i in 0..n_in {
+            for o in 0..n_out {
+                raw[o * n_in + i] = effective[i * n_out + o] / scale;
+            }
+        }
+        let bias = match &self.bias {
+            Some(bias) => Some(
+                tensor_values(bias.val())?
+                    .into_iter()
+                    .map(|b| b / self.lr_mul)
+                    .collect(),
+            ),
+            None => None,
+        };
+        Ok((raw, bias))
+    }
+
     /// x: `[batch, in]` → `[batch, out]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let mut y = x.matmul(self.weight.val());

@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use crate::weights::NamedTensor;
 use crate::weights::WeightStore;
 
 /// 64-bit FNV-1a over the UTF-8 bytes of `s`.
@@ -74,9 +75,6 @@ pub struct TensorEntry {
     /// The key this entry is the very same tensor as.
     pub alias_of: Option<String>,
 }
-
-/// A named f32 tensor: key, shape, row-major values.
-pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
 impl Manifest {
     /// Reads a manifest file.

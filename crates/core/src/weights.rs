@@ -124,7 +124,7 @@ impl WeightStore {
     }
 
     /// A store of in-memory f32 tensors `(key, shape, row-major values)`.
-    pub fn from_tensors(tensors: impl IntoIterator<Item = (String, Vec<usize>, Vec<f32>)>) -> Result<Self> {
+    pub fn from_tensors(tensors: impl IntoIterator<Item = NamedTensor>) -> Result<Self> {
         let mut entries = HashMap::new();
         for (key, shape, values) in tensors {
             let n: usize = shape.iter().product();
@@ -287,6 +287,19 @@ fn decode_float(key: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
             })
         }
     })
+}
+
+/// A named f32 tensor: key, shape, row-major values (what [`WeightStore::from_tensors`] takes).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// The values of a tensor as f32, row-major (any float dtype the device computes in).
+#[cfg(feature = "burn")]
+pub fn tensor_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| Error::InvalidInput(format!("cannot read tensor values: {e:?}")))
 }
 
 /// A view of a [`WeightStore`] under a key prefix.

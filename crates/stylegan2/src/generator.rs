@@ -7,6 +7,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
+use hyperstyle_core::weights::{tensor_values, NamedTensor};
 use hyperstyle_core::{Error, Kind, Result, WeightStore, Weights};
 
 use crate::config::{GeneratorConfig, LayerKind};
@@ -117,6 +118,57 @@ impl<B: Backend> Generator<B> {
                 key: "conv1.conv.weight (under any generator prefix)".into(),
             })?;
         Self::load(&store.scope(prefix), config, device)
+    }
+
+    /// The generator as a rosinality checkpoint stores it (keys relative to `g_ema/`: `style.*`,
+    /// `input.input`, `conv1.*`, `convs.*`, `to_rgbs.*`, `noises.*`), with one sample's weight
+    /// offsets (every entry batch 1, or `None`) folded into the modulated weights as `W·(1 + Δ)`:
+    /// a standalone generator that renders that sample's latents like this one with its offsets.
+    /// Loading the tensors back ([`Generator::load`]) reproduces every value up to one float32
+    /// rounding.
+    pub fn checkpoint_tensors(&self, offsets: Option<&WeightOffsets<B>>) -> Result<Vec<NamedTensor>> {
+        let layers = self.config.layers();
+        if let Some(offsets) = offsets {
+            if offsets.len() != layers.len() {
+                return Err(Error::InvalidInput(format!(
+                    "expected {} weight offsets (one per layer), got {}",
+                    layers.len(),
+                    offsets.len()
+                )));
+            }
+        }
+        let offset = |j: usize| offsets.and_then(|o| o[j].clone());
+        let mut out = Vec::new();
+        self.mapping.checkpoint_tensors(&mut out)?;
+        out.push((
+            "input.input".into(),
+            self.constant.dims().to_vec(),
+            tensor_values(self.constant.val())?,
+        ));
+        let (mut convs, mut to_rgbs) = (self.convs.iter(), self.to_rgbs.iter());
+        for layer in &layers {
+            let prefix = format!("{}.", layer.module_key());
+            match (layer.index, layer.kind) {
+                (0, _) => self.conv1.checkpoint_tensors(&prefix, offset(0), &mut out)?,
+                (1, _) => self.to_rgb1.checkpoint_tensors(&prefix, offset(1), &mut out)?,
+                (j, LayerKind::ToRgb) => {
+                    let to_rgb = to_rgbs.next().expect("one ToRGB module per ToRGB layer");
+                    to_rgb.checkpoint_tensors(&prefix, offset(j), &mut out)?
+                }
+                (j, LayerKind::Conv | LayerKind::ConvUp) => {
+                    let conv = convs.next().expect("one styled conv per conv layer");
+                    conv.checkpoint_tensors(&prefix, offset(j), &mut out)?
+                }
+            }
+        }
+        for (i, noise) in self.noises.iter().enumerate() {
+            out.push((
+                format!("noises.noise_{i}"),
+                noise.dims().to_vec(),
+                tensor_values(noise.val())?,
+            ));
+        }
+        Ok(out)
     }
 
     /// How layers whose samples have their own kernels run their convolutions.

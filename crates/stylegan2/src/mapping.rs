@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 
+use hyperstyle_core::weights::NamedTensor;
 use hyperstyle_core::{EqualLinear, EqualLinearConfig, Result, Weights};
 
 /// `x · rsqrt(mean(x², dim 1) + 1e-8)`.
@@ -27,6 +28,19 @@ impl<B: Backend> MappingNetwork<B> {
             .map(|i| config.load(&weights.pp(format!("style.{i}")), device))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
+    }
+
+    /// The layers as a checkpoint stores them: `style.{i}.weight` and `style.{i}.bias`.
+    pub fn checkpoint_tensors(&self, out: &mut Vec<NamedTensor>) -> Result<()> {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (weight, bias) = layer.checkpoint_tensors()?;
+            let dim = (weight.len() as f64).sqrt() as usize;
+            out.push((format!("style.{}.weight", i + 1), vec![dim, dim], weight));
+            if let Some(bias) = bias {
+                out.push((format!("style.{}.bias", i + 1), vec![dim], bias));
+            }
+        }
+        Ok(())
     }
 
     /// z: `[batch, style_dim]` → w: `[batch, style_dim]`.

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv_transpose2d, unfold4d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode, UnfoldOptions};
 
+use hyperstyle_core::weights::{tensor_values, NamedTensor};
 use hyperstyle_core::{parse_name, EqualLinear, EqualLinearConfig, Error, Result, Weights};
 
 use crate::config::{LayerKind, LayerSpec};
@@ -122,6 +123,46 @@ impl<B: Backend> ModulatedConv2d<B> {
             blur,
             demodulate: !layer.is_to_rgb(),
         })
+    }
+
+    /// The layer as a checkpoint stores it, under `prefix` (e.g. `convs.3.conv.`): `weight`
+    /// with `offset` (one sample's, `[1, out, in, k|1, k|1]`) folded in as `W·(1 + Δ)`,
+    /// `modulation.*` and `blur.kernel`.
+    pub fn checkpoint_tensors(
+        &self,
+        prefix: &str,
+        offset: Option<Tensor<B, 5>>,
+        out: &mut Vec<NamedTensor>,
+    ) -> Result<()> {
+        let [cout, cin, k, _] = self.weight_dims();
+        let scale = (1.0 / ((cin * k * k) as f64).sqrt()) as f32;
+        let mut weight = self.weight.val().div_scalar(scale);
+        if let Some(offset) = offset {
+            let dims = offset.dims();
+            let taps_ok = dims[3..] == [k, k] || dims[3..] == [1, 1];
+            if dims[..3] != [1, cout, cin] || !taps_ok {
+                return Err(Error::InvalidInput(format!(
+                    "one sample's offset for a layer of weight [{cout}, {cin}, {k}, {k}] must be [1, {cout}, {cin}, {k} or 1, {k} or 1], got {dims:?}"
+                )));
+            }
+            weight = weight * offset.add_scalar(1.0);
+        }
+        out.push((
+            format!("{prefix}weight"),
+            vec![1, cout, cin, k, k],
+            tensor_values(weight)?,
+        ));
+        let (modulation, bias) = self.modulation.checkpoint_tensors()?;
+        let style_dim = modulation.len() / cin;
+        out.push((format!("{prefix}modulation.weight"), vec![cin, style_dim], modulation));
+        if let Some(bias) = bias {
+            out.push((format!("{prefix}modulation.bias"), vec![cin], bias));
+        }
+        if let Some(blur) = &self.blur {
+            let (shape, values) = blur.checkpoint_tensor()?;
+            out.push((format!("{prefix}blur.kernel"), shape, values));
+        }
+        Ok(())
     }
 
     /// `[out, in, k, k]` of the stored weight.

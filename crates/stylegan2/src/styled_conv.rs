@@ -4,6 +4,7 @@ use burn::module::Param;
 use burn::prelude::*;
 
 use hyperstyle_core::nn::scaled_leaky_relu;
+use hyperstyle_core::weights::{tensor_values, NamedTensor};
 use hyperstyle_core::{Result, Weights};
 
 use crate::config::{GeneratorConfig, LayerSpec};
@@ -35,6 +36,25 @@ impl<B: Backend> StyledConv<B> {
             noise_weight: Param::from_tensor(weights.pp("noise").tensor("weight", [1], device)?),
             activate_bias: Param::from_tensor(weights.pp("activate").tensor("bias", [layer.out_channels], device)?),
         })
+    }
+
+    /// The layer as a checkpoint stores it, under `prefix` (e.g. `convs.3.`), with one sample's
+    /// `offset` folded into its weight.
+    pub fn checkpoint_tensors(
+        &self,
+        prefix: &str,
+        offset: Option<Tensor<B, 5>>,
+        out: &mut Vec<NamedTensor>,
+    ) -> Result<()> {
+        self.conv.checkpoint_tensors(&format!("{prefix}conv."), offset, out)?;
+        out.push((
+            format!("{prefix}noise.weight"),
+            vec![1],
+            tensor_values(self.noise_weight.val())?,
+        ));
+        let bias = tensor_values(self.activate_bias.val())?;
+        out.push((format!("{prefix}activate.bias"), vec![bias.len()], bias));
+        Ok(())
     }
 
     /// x: `[batch, in, h, w]`, style: `[batch, style_dim]`, noise: `[batch or 1, 1, h', w']`,
@@ -78,6 +98,27 @@ impl<B: Backend> ToRgb<B> {
                 None
             },
         })
+    }
+
+    /// The layer as a checkpoint stores it, under `prefix` (e.g. `to_rgbs.2.`), with one sample's
+    /// `offset` folded into its weight.
+    pub fn checkpoint_tensors(
+        &self,
+        prefix: &str,
+        offset: Option<Tensor<B, 5>>,
+        out: &mut Vec<NamedTensor>,
+    ) -> Result<()> {
+        self.conv.checkpoint_tensors(&format!("{prefix}conv."), offset, out)?;
+        out.push((
+            format!("{prefix}bias"),
+            vec![1, 3, 1, 1],
+            tensor_values(self.bias.val())?,
+        ));
+        if let Some(kernel) = &self.upsample {
+            let (shape, values) = kernel.checkpoint_tensor()?;
+            out.push((format!("{prefix}upsample.kernel"), shape, values));
+        }
+        Ok(())
     }
 
     /// x: `[batch, in, h, w]`, skip: the previous RGB `[batch, 3, h/2, w/2]` → `[batch, 3, h, w]`.

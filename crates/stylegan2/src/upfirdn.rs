@@ -42,6 +42,15 @@ impl<B: Backend> FirKernel<B> {
         Self::from_values(&values, n, n, device)
     }
 
+    /// The kernel as a checkpoint stores it: shape `[kh, kw]` and row-major values.
+    pub fn checkpoint_tensor(&self) -> hyperstyle_core::Result<(Vec<usize>, Vec<f32>)> {
+        let [kh, kw] = self.size();
+        Ok((
+            vec![kh, kw],
+            hyperstyle_core::weights::tensor_values(self.kernel.clone())?,
+        ))
+    }
+
     fn size(&self) -> [usize; 2] {
         let [_, _, kh, kw] = self.kernel.dims();
         [kh, kw]

@@ -4,6 +4,7 @@
 
 use burn::backend::Flex;
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use hyperstyle_core::{Error, WeightStore};
 use hyperstyle_stylegan2::{Generator, GeneratorConfig, LayerKind, Noise, WeightOffsets};
 
@@ -124,4 +125,87 @@ fn missing_unexpected_and_misshapen_weights_are_errors() {
     let mut bad = config.clone();
     bad.size = 12;
     assert!(matches!(bad.validate(), Err(Error::InvalidConfig(_))));
+}
+
+/// The generator written back as checkpoint tensors has exactly the checkpoint's keys and
+/// shapes; with one sample's offsets folded in, the plain generator it loads into renders that
+/// sample as the original does with the offsets.
+#[test]
+fn checkpoint_tensors_round_trip_with_offsets_folded_in() {
+    let config = config();
+    let original = tensors(&config);
+    let generator = load(original.clone()).unwrap();
+    let exported = generator.checkpoint_tensors(None).unwrap();
+    let shapes = |t: &[(String, Vec<usize>, Vec<f32>)]| {
+        let mut s: Vec<(String, Vec<usize>)> = t.iter().map(|(k, s, _)| (k.clone(), s.clone())).collect();
+        s.sort();
+        s
+    };
+    // The FIR kernels the generator made from its taps (this checkpoint has none) are written
+    // out, as rosinality checkpoints store them: outer([1, 3, 3, 1])/64 · 4.
+    let kernels: Vec<_> = exported.iter().filter(|(k, _, _)| k.ends_with(".kernel")).collect();
+    assert_eq!(kernels.len(), 4, "two blur and two skip up-sampling kernels");
+    for (key, shape, values) in &kernels {
+        assert_eq!(shape, &[4, 4], "{key}");
+        assert_eq!(values[0], 4.0 / 64.0, "{key}");
+        assert_eq!(values[5], 36.0 / 64.0, "{key}");
+    }
+    let without_kernels: Vec<_> = exported
+        .iter()
+        .filter(|(k, _, _)| !k.ends_with(".kernel"))
+        .cloned()
+        .collect();
+    assert_eq!(shapes(&without_kernels), shapes(&original));
+    // Scales taken out and put back: each value within a couple of float32 roundings.
+    let by_key: std::collections::HashMap<_, _> = original.iter().map(|(k, _, v)| (k.clone(), v.clone())).collect();
+    for (key, _, values) in &without_kernels {
+        for (a, b) in values.iter().zip(&by_key[key]) {
+            assert!(
+                (a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1e-3),
+                "{key}: {a} vs {b}"
+            );
+        }
+    }
+
+    let device = Default::default();
+    B::seed(&device, 11);
+    let latents = Tensor::<B, 3>::random(
+        [1, config.n_latent(), config.style_dim],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let offsets: WeightOffsets<B> = config
+        .layers()
+        .iter()
+        .map(|l| {
+            let [o, i, k, _] = l.weight_shape();
+            // Per-tap on the 3×3 convs, per filter pair on the up-sampling conv, none on layer 1.
+            match l.index {
+                1 => None,
+                2 => Some(Tensor::random(
+                    [1, o, i, 1, 1],
+                    Distribution::Uniform(-0.5, 0.5),
+                    &device,
+                )),
+                _ => Some(Tensor::random(
+                    [1, o, i, k, k],
+                    Distribution::Uniform(-0.5, 0.5),
+                    &device,
+                )),
+            }
+        })
+        .collect();
+    let expected = generator
+        .synthesis(latents.clone(), &Noise::Stored, Some(&offsets))
+        .unwrap();
+    let tuned = load(generator.checkpoint_tensors(Some(&offsets)).unwrap()).unwrap();
+    let image = tuned.synthesis(latents, &Noise::Stored, None).unwrap();
+    let diff = (image - expected).abs().max().into_scalar();
+    // The same kernels W·(1 + Δ)·s up to the rounding of the folded weights: float32 noise.
+    assert!(diff < 1e-5, "tuned generator differs by {diff}");
+    let two = WeightOffsets::new(vec![Some(Tensor::zeros([2, 512, 512, 3, 3], &device)); 8]);
+    assert!(matches!(
+        generator.checkpoint_tensors(Some(&two)),
+        Err(Error::InvalidInput(_))
+    ));
 }

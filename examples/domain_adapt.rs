@@ -7,7 +7,8 @@
 //!     --w-encoder faces_w_encoder.safetensors --restyle restyle_e4e_ffhq_encode.safetensors \
 //!     --generator toonify.safetensors photos/
 //! ```
-//! Each input gets `NAME_adapted.png`: input | HyperStyle inversion | adapted. All four models
+//! Each input gets `NAME_adapted.png` (the result at full resolution) and `NAME_adapted_grid.png`:
+//! input | HyperStyle inversion | adapted, at the generator's resolution. All four models
 //! are converted from the upstream `.pt` files with `weights-convert`.
 
 mod common;
@@ -133,11 +134,17 @@ fn main() -> Result<(), BoxError> {
             if let Some(demo) = &demo {
                 report_adaptation(demo, &adapted, &path, &options, &bar);
             }
+            let inversion = tensor_to_images(adapted.inversion.last_step().image.clone())?;
+            let result = tensor_to_images(adapted.image)?;
+            for image in &result {
+                save_image(image, outputs.file(&format!("{name}_adapted.png"))?)?;
+            }
+            let height = result.first().map_or(1, |i| i.height());
             let mut columns = vec![image];
-            columns.extend(tensor_to_images(adapted.inversion.last_step().image.clone())?);
-            columns.extend(tensor_to_images(adapted.image)?);
-            let out = outputs.file(&format!("{name}_adapted.png"))?;
-            save_image(&side_by_side(&columns), &out)?;
+            columns.extend(inversion);
+            columns.extend(result);
+            let out = outputs.file(&format!("{name}_adapted_grid.png"))?;
+            save_image(&side_by_side(&columns, height), &out)?;
             Ok(out)
         })();
         failures.record(&bar, &path, start, result);

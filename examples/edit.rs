@@ -9,8 +9,10 @@
 //! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors --edit age \
 //!     --direction age.safetensors --factor 3 --inversion out/invert/face.safetensors
 //! ```
-//! Each input gets `NAME_EDIT.png`: input | inversion | one column per edit. Models, directions
-//! and PCA data are converted from the upstream `.pt` files with `weights-convert`.
+//! Each input gets `NAME_EDIT.png`: input | inversion | one column per edit, at the generator's
+//! resolution, and every result on its own (`NAME_inversion.png`, `NAME_LABEL.png`).
+//! Models, directions and PCA data are converted from the upstream `.pt` files with
+//! `weights-convert`.
 
 mod common;
 
@@ -19,7 +21,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs};
+use common::{file_part, load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
 use hyperstyle::core::WeightStore;
@@ -307,7 +309,8 @@ fn main() -> Result<(), BoxError> {
 
     let mut failures = Failures::default();
     let images = load_images(&inputs, &mut failures);
-    let n_edits = edit.labels().len();
+    let labels = edit.labels();
+    let n_edits = labels.len();
     let total = images.len() * (n_iters + n_edits) + args.inversion.len() * (1 + n_edits);
     let bar = progress_bar(total, "generator/refinement passes")?;
     let mut input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
@@ -327,7 +330,15 @@ fn main() -> Result<(), BoxError> {
                 if let Some(demo) = &demo {
                     report_edits(demo, &edit, &edits, path, domain, &bar);
                 }
-                write_grid(&args, &outputs, &name, Some(image.clone()), reconstruction, edits)
+                write_grid(
+                    &args,
+                    &outputs,
+                    &name,
+                    Some(image.clone()),
+                    reconstruction,
+                    edits,
+                    &labels,
+                )
             })();
             failures.record(&bar, path, start, result);
         }
@@ -358,7 +369,15 @@ fn main() -> Result<(), BoxError> {
                 } else {
                     format!("{name}_{b}")
                 };
-                written.push(write_grid(&args, &outputs, &sample_name, None, reconstruction, edits)?);
+                written.push(write_grid(
+                    &args,
+                    &outputs,
+                    &sample_name,
+                    None,
+                    reconstruction,
+                    edits,
+                    &labels,
+                )?);
             }
             Ok(written)
         })();
@@ -392,7 +411,9 @@ fn render(
     Ok(images)
 }
 
-/// Writes `NAME_EDIT.png`: input (if any) | inversion | edits.
+/// Writes every result at the generator's resolution, `NAME_inversion.png` and `NAME_LABEL.png`
+/// per edit (`face_age_+3.png`, `car_Pose_I.png`), and the grid `NAME_EDIT.png`: input (if any)
+/// | inversion | edits, at the same resolution. Returns the grid's path.
 fn write_grid(
     args: &Args,
     outputs: &Outputs,
@@ -400,12 +421,25 @@ fn write_grid(
     input: Option<RgbImage>,
     reconstruction: Tensor<B, 4>,
     edits: Tensor<B, 4>,
+    labels: &[String],
 ) -> Result<PathBuf, BoxError> {
+    let inversion = tensor_to_images(reconstruction)?;
+    let edited = tensor_to_images(edits)?;
+    for image in &inversion {
+        save_image(image, outputs.file(&format!("{name}_inversion.png"))?)?;
+    }
+    for (image, label) in edited.iter().zip(labels) {
+        save_image(
+            image,
+            outputs.file(&format!("{name}_{}_{}.png", args.edit.name(), file_part(label)))?,
+        )?;
+    }
+    let height = inversion.first().map_or(1, |i| i.height());
     let mut columns: Vec<RgbImage> = input.into_iter().collect();
-    columns.extend(tensor_to_images(reconstruction)?);
-    columns.extend(tensor_to_images(edits)?);
+    columns.extend(inversion);
+    columns.extend(edited);
     let path = outputs.file(&format!("{name}_{}.png", args.edit.name()))?;
-    save_image(&side_by_side(&columns), &path)?;
+    save_image(&side_by_side(&columns, height), &path)?;
     Ok(path)
 }
 

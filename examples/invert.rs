@@ -153,7 +153,8 @@ fn write_outputs(
         save_image(&image, outputs.file(&format!("{name}_step{i}.png"))?)?;
         grid.push(image);
     }
-    save_image(&side_by_side(&grid), outputs.file(&format!("{name}_grid.png"))?)?;
+    let height = grid.last().map_or(1, |i| i.height());
+    save_image(&side_by_side(&grid, height), outputs.file(&format!("{name}_grid.png"))?)?;
     if args.export_generator {
         model.export_tuned_generator(inversion, b, outputs.file(&format!("{name}_generator.safetensors"))?)?;
     }

@@ -60,3 +60,29 @@ fn exit_status_counts_failures() {
     some.succeed();
     assert_eq!(some.finish().unwrap_err().to_string(), "1 input(s) failed, 1 succeeded");
 }
+
+#[test]
+fn grids_are_built_at_the_results_resolution() {
+    use image::{Rgb, RgbImage};
+    // A 256-px input next to two 512-px results: the input is enlarged, nothing is shrunk.
+    let input = RgbImage::from_pixel(256, 256, Rgb([10, 20, 30]));
+    let result = RgbImage::from_pixel(512, 512, Rgb([200, 100, 0]));
+    let grid = common::side_by_side(&[input, result.clone(), result.clone()], 512);
+    assert_eq!(grid.dimensions(), (1536, 512));
+    assert_eq!(grid.get_pixel(100, 100), &Rgb([10, 20, 30]));
+    assert_eq!(grid.get_pixel(600, 300), &Rgb([200, 100, 0]));
+    // A larger photo is reduced by area averaging: a fine checkerboard becomes its mean, where
+    // point sampling would keep one of the two colours.
+    let checker = RgbImage::from_fn(
+        1024,
+        1024,
+        |x, y| if (x + y) % 2 == 0 { Rgb([0; 3]) } else { Rgb([254; 3]) },
+    );
+    let grid = common::side_by_side(&[checker, result], 512);
+    assert_eq!(grid.dimensions(), (1024, 512));
+    let v = grid.get_pixel(200, 200).0[0];
+    assert!((120..=134).contains(&v), "area mean of 0 and 254 expected, got {v}");
+    assert_eq!(common::file_part("Pose I"), "Pose_I");
+    assert_eq!(common::file_part("age +3"), "age_+3");
+    assert_eq!(common::file_part("../x"), ".._x");
+}

@@ -216,18 +216,18 @@ impl Outputs {
     }
 }
 
-/// Images side by side (each scaled to the height of the first with Pillow's bilinear filter),
-/// left to right: e.g. input | step 0 | step 1 | ….
-pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
-    let height = images.first().map_or(0, |i| i.height());
+/// Images side by side, each scaled to `height` (the generator's output, so that no result is
+/// shrunk): a column is enlarged with Pillow's bilinear filter and reduced by area averaging.
+/// Left to right: e.g. input | step 0 | step 1 | ….
+pub fn side_by_side(images: &[RgbImage], height: u32) -> RgbImage {
     let scaled: Vec<RgbImage> = images
         .iter()
         .map(|i| {
-            if i.height() == height {
-                i.clone()
-            } else {
-                let width = (u64::from(i.width()) * u64::from(height) / u64::from(i.height())) as u32;
-                resize_bilinear(i, width.max(1), height)
+            let width = ((u64::from(i.width()) * u64::from(height)).div_ceil(u64::from(i.height())) as u32).max(1);
+            match i.height().cmp(&height) {
+                std::cmp::Ordering::Equal => i.clone(),
+                std::cmp::Ordering::Less => resize_bilinear(i, width, height),
+                std::cmp::Ordering::Greater => image::imageops::thumbnail(i, width, height),
             }
         })
         .collect();
@@ -239,6 +239,21 @@ pub fn side_by_side(images: &[RgbImage]) -> RgbImage {
         x += image.width();
     }
     grid
+}
+
+/// A label as a file-name part: letters, digits, `+`, `-` and `.` kept, anything else `_`
+/// (`Pose I` → `Pose_I`, `age +3` → `age_+3`).
+pub fn file_part(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+-.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Demo: prints how far `ours` (one sample) is from upstream's output `key` for the bundled photo

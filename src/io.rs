@@ -120,3 +120,34 @@ pub fn save_image(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
     image.write_to(&mut bytes, format).map_err(image_error)?;
     Ok(hyperstyle_core::atomic::write_atomically(path, bytes.get_ref())?)
 }
+
+/// Writes `frames` as a looping animated GIF at `fps` frames per second, atomically. GIF stores
+/// 256 colours per frame (each frame is quantised) and delays in hundredths of a second.
+pub fn save_gif(frames: &[RgbImage], fps: f32, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    if frames.is_empty() || !(fps > 0.0 && fps <= 100.0) {
+        return Err(crate::error::invalid_input(format!(
+            "an animation needs at least one frame and 0 < fps ≤ 100 (got {} frames at {fps})",
+            frames.len()
+        )));
+    }
+    let image_error = |source| Error::Image {
+        path: path.to_path_buf(),
+        source,
+    };
+    let delay = image::Delay::from_numer_denom_ms(1000, fps.round().max(1.0) as u32);
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder
+            .set_repeat(image::codecs::gif::Repeat::Infinite)
+            .map_err(image_error)?;
+        for frame in frames {
+            let rgba = image::DynamicImage::ImageRgb8(frame.clone()).to_rgba8();
+            encoder
+                .encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))
+                .map_err(image_error)?;
+        }
+    }
+    Ok(hyperstyle_core::atomic::write_atomically(path, &bytes)?)
+}

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod animation;
 pub mod backend;
 pub mod demo;
 pub mod domain;

@@ -9,6 +9,7 @@ mod common;
 
 use burn::prelude::*;
 use common::B;
+use hyperstyle::animation::Keyframe;
 use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
 use hyperstyle::core::WeightStore;
 use hyperstyle::domain_adaptation::{DomainAdapter, ReStyle, ADAPTED_LAYERS};
@@ -146,6 +147,31 @@ fn photos_invert_like_the_golden_input() {
         model.export_tuned_generator(&inversion, 2, &path).is_err(),
         "no sample 2"
     );
+
+    // An animation from sample 0 to sample 1 starts and ends on the two inversions' images.
+    let keys = [
+        Keyframe::from_inversion(&inversion, 0).unwrap(),
+        Keyframe::from_inversion(&inversion, 1).unwrap(),
+    ];
+    let frames = Keyframe::sequence(&keys, 4).unwrap();
+    assert_eq!(frames.len(), 5);
+    let editor = Editor::for_model(&model);
+    for (frame, sample) in [(&frames[0], 0), (&frames[4], 1)] {
+        let image = editor.render(frame.latents.clone(), Some(&frame.offsets)).unwrap();
+        let (shape, expected) = to_vec(inversion.last_step().image.clone().narrow(0, sample, 1));
+        // The same codes and offsets through the same per-sample kernels: equal up to the
+        // order in which a batch of one and a batch of two are reduced, below the generator's
+        // float32 floor (1.8e-5 max-abs, 2.0e-6 mean-abs). Measured 2.9e-6 / 2.1e-7.
+        assert_close(
+            &format!("animation end {sample}"),
+            image,
+            (&shape, &expected),
+            1e-5,
+            1e-6,
+        );
+    }
+    assert!(Keyframe::sequence(&keys[..1], 4).is_err());
+    assert!(Keyframe::from_inversion(&inversion, 2).is_err());
 
     // Timed per stage: the same computation, every stage reported once, in order.
     let input = fixture.golden.tensor::<B, 4>("input", &Default::default());

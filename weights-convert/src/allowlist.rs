@@ -8,6 +8,7 @@
 
 use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
+use crate::pickle::{prefix, MAX_DESCRIPTION_BYTES};
 
 /// An allow-listed global, with the meaning the unpickler gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,15 +79,23 @@ const ALLOWED: &[(&str, &str, Global)] = &[
 ];
 
 /// Resolves `module.name`, refusing anything not on the allow-list with
-/// [`ConvertError::ForbiddenGlobal`].
+/// [`ConvertError::ForbiddenGlobal`] (which shows at most the first
+/// [`MAX_DESCRIPTION_BYTES`] bytes of each part, then `…`).
 pub fn resolve(module: &str, name: &str) -> Result<Global> {
+    let shown = |s: &str| {
+        if s.len() <= MAX_DESCRIPTION_BYTES {
+            s.to_string()
+        } else {
+            format!("{}…", prefix(s, MAX_DESCRIPTION_BYTES))
+        }
+    };
     ALLOWED
         .iter()
         .find(|(m, n, _)| *m == module && *n == name)
         .map(|(_, _, g)| *g)
         .ok_or_else(|| ConvertError::ForbiddenGlobal {
-            module: module.to_string(),
-            name: name.to_string(),
+            module: shown(module),
+            name: shown(name),
         })
 }
 
@@ -133,6 +142,13 @@ mod tests {
             }
         }
         assert_eq!(resolve("torch", "HalfStorage").unwrap(), Global::Storage(DType::F16));
+        let long = "m".repeat(1000);
+        match resolve(&long, "x") {
+            Err(ConvertError::ForbiddenGlobal { module, .. }) => {
+                assert_eq!(module, format!("{}…", &long[..MAX_DESCRIPTION_BYTES]))
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(Global::OrderedDict.python_name(), "collections.OrderedDict");
     }
 }

@@ -73,6 +73,22 @@ fn max_output_bytes(input_len: u64) -> u64 {
     input_len.saturating_mul(4).saturating_add(1 << 20)
 }
 
+/// Input bytes the writer may read per byte of input file, on top of [`READ_FLOOR`].
+///
+/// Each distinct tensor reads its elements (contiguous views) or the whole span of storage it
+/// touches (strided views), so many small strided views of one large storage would read that
+/// storage once each: a thousand of them over a 1 GB storage, a terabyte. Real checkpoints store
+/// each tensor as a contiguous view of its own storage, and tensors shared under several names
+/// (HyperStyle's shared hypernetwork, 10 names) are aliases read once, so they read at most
+/// their own size; 4 leaves room for a few slices and transposes of one storage.
+pub const READ_PER_INPUT_BYTE: u64 = 4;
+/// Input bytes the writer may read regardless of the input's size.
+pub const READ_FLOOR: u64 = 1 << 20;
+
+fn max_read_bytes(input_len: u64) -> u64 {
+    input_len.saturating_mul(READ_PER_INPUT_BYTE).saturating_add(READ_FLOOR)
+}
+
 fn check_options(options: &ConvertOptions) -> Result<()> {
     match options.dtype {
         Some(DType::F32 | DType::F16) | None => Ok(()),
@@ -91,6 +107,7 @@ fn prepare<S: ByteSource + ?Sized>(src: &S, options: &ConvertOptions) -> Result<
         &PlanOptions {
             cast: options.dtype,
             max_output_bytes: max_output_bytes(src.len()),
+            max_read_bytes: max_read_bytes(src.len()),
         },
     )?;
     let kind = match options.kind.or_else(|| kind::detect(&ck.root, &ck.arena)) {
@@ -103,7 +120,7 @@ fn prepare<S: ByteSource + ?Sized>(src: &S, options: &ConvertOptions) -> Result<
 fn describe_top_level(ck: &Checkpoint) -> String {
     match ck.arena.dict_of(&ck.root) {
         Some(top) => {
-            let keys: Vec<String> = top.iter().take(12).map(|(k, _)| crate::json::key_string(k)).collect();
+            let keys: Vec<String> = top.iter().take(12).map(|(k, _)| crate::json::key_label(k)).collect();
             format!("top-level keys: {}", keys.join(", "))
         }
         None => format!("the top-level object is a {}", ck.root.type_name()),
@@ -166,6 +183,7 @@ fn inventory<S: ByteSource + ?Sized>(src: &S) -> Result<Inventory> {
         &PlanOptions {
             cast: None,
             max_output_bytes: max_output_bytes(src.len()),
+            max_read_bytes: max_read_bytes(src.len()),
         },
     )?;
     let entries = plan

@@ -9,27 +9,75 @@
 //! supplied by the container reader.
 //!
 //! Every length read from the stream is checked against the bytes that remain before anything is
-//! allocated, and the work spent copying values is bounded by the pickle's size, so hostile input
-//! can neither panic nor exhaust memory.
+//! allocated, and everything the machine creates (stack entries, memo entries, containers,
+//! strings, copies) is charged to a budget proportional to the bytes of pickle read so far, so
+//! hostile input can neither panic nor create more than [`MEMORY_PER_PICKLE_BYTE`] bytes of
+//! values per pickle byte (plus [`MEMORY_FLOOR`]). Tuples cannot nest deeper than
+//! [`MAX_TUPLE_DEPTH`], so no value needs deep recursion to be dropped or formatted.
 
 pub mod opcode;
 mod value;
 
 use std::collections::HashMap;
+use std::mem::size_of;
 use std::rc::Rc;
 
-pub use value::{Arena, Dict, Obj, ObjId, Value};
+pub(crate) use value::{prefix, Bounded};
+pub use value::{Arena, Dict, Obj, ObjId, Tuple, Value, MAX_DESCRIPTION_BYTES, MAX_TUPLE_DEPTH};
 
 use crate::allowlist::{self, Global};
 use crate::error::{ConvertError, Result};
 use crate::source::ByteSource;
-use crate::tensor;
+use crate::tensor::{self, StorageRef, TensorRef};
 
-/// Longest `module` or `name` line accepted by `GLOBAL`.
+/// Longest `module` or `name` accepted by `GLOBAL` and `STACK_GLOBAL`. The longest allow-listed
+/// name is 29 bytes; longer ones are refused before being copied into a message.
 const MAX_GLOBAL_LINE: usize = 1024;
 /// Most values `REDUCE`/`BUILD` may copy out of existing containers in one pickle (about
 /// 100 MB of values at worst).
 const MAX_COPIES: u64 = 4_000_000;
+
+/// Bytes of memory the unpickler may create per byte of pickle read so far, on top of
+/// [`MEMORY_FLOOR`]. Every memo entry, container, container slot, tuple, string, copied value and
+/// tensor description is charged its approximate size when created (hashing a dict key is
+/// charged its length, as work), and the live stack is added; the total may never exceed this
+/// many bytes per byte read plus the floor. So a hostile pickle of N bytes makes at most
+/// 32 N + 16 MiB bytes of values (vectors and hash tables may hold up to about twice that while
+/// growing), in time linear in that: without it a megabyte of one-byte `EMPTY_DICT` opcodes took
+/// ~150 MB. Pickles written by `torch.save` measure about 16 bytes per byte by this accounting
+/// (which never subtracts what is freed), half the limit, and even the largest real checkpoint's
+/// pickle (~100 KB) stays far below [`MEMORY_FLOOR`].
+pub const MEMORY_PER_PICKLE_BYTE: u64 = 32;
+/// Memory every pickle may use regardless of its size (see [`MEMORY_PER_PICKLE_BYTE`]). The
+/// largest real checkpoint's pickle (HyperStyle FFHQ: ~600 tensor entries and ~60 options, about
+/// 100 KB) needs ~1 MB; 16 MiB leaves a wide margin and is harmless on any machine.
+pub const MEMORY_FLOOR: u64 = 16 << 20;
+/// Most values the unpickler's stack may hold at once (24 MiB of values). `torch.save`'s pickler
+/// writes containers in batches of 1000 items (`SETITEMS`/`APPENDS`), so real stacks stay below a
+/// few thousand values; a stream of one-byte `NONE` opcodes is refused here.
+pub const MAX_STACK_LEN: usize = 1 << 20;
+/// Most `MARK`s open at once. Marks nest only as deep as containers being built inside each
+/// other (under 10 in real checkpoints, and the object tree may not be deeper than 64 anyway).
+pub const MAX_MARKS: usize = 1024;
+/// Most memo entries. `torch.save` memoises a handful of objects per tensor (its key, the
+/// persistent id, size and stride tuples, argument tuple, hooks dict, the tensor): under 10 000
+/// for the largest real checkpoint (~600 tensor entries), a hundredth of this.
+pub const MAX_MEMO_ENTRIES: usize = 1 << 20;
+/// Most containers (lists, dicts, sets, objects) in the arena. Real checkpoints have about one
+/// per tensor (each tensor's empty backward-hooks dict) plus a few state dicts and options:
+/// about 1 000 for the largest.
+pub const MAX_CONTAINERS: usize = 1 << 20;
+
+/// Memory charged for a value on the stack or in a container slot.
+const VALUE_BYTES: usize = size_of::<Value>();
+/// Memory charged for a reference-counted allocation's header.
+const RC_BYTES: usize = 2 * size_of::<usize>();
+/// Memory charged for a memo entry (the hash table's slot, control byte and growth slack).
+const MEMO_ENTRY_BYTES: usize = 64;
+/// Memory charged for a dict entry (the pair plus its index entry), on top of hashing the key.
+const DICT_ENTRY_BYTES: usize = 2 * VALUE_BYTES + 32;
+/// Memory charged for a storage a persistent id resolves to (and its interning table entry).
+const STORAGE_BYTES: usize = size_of::<StorageRef>() + RC_BYTES + 64;
 /// Bytes fetched from the source at a time.
 const READ_CHUNK: u64 = 64 * 1024;
 
@@ -56,6 +104,7 @@ pub fn unpickle<S: ByteSource + ?Sized>(
         .saturating_add(1 << 16)
         .min(MAX_COPIES);
     let mut machine = Machine {
+        allocated: 0,
         input: Input {
             src,
             start,
@@ -177,6 +226,8 @@ struct Machine<'s, 'a, 'p, S: ?Sized> {
     op_offset: u64,
     /// Remaining copy budget (values copied by set/dict construction and `BUILD`).
     budget: u64,
+    /// Memory charged so far (see [`MEMORY_PER_PICKLE_BYTE`]).
+    allocated: u64,
 }
 
 impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
@@ -192,7 +243,79 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
             .budget
             .checked_sub(copies as u64)
             .ok_or_else(|| ConvertError::TooLarge("pickle copies more values than its size justifies".into()))?;
+        self.charge_memory(copies.saturating_mul(VALUE_BYTES))
+    }
+
+    /// Accounts for `bytes` of memory created (or of key hashed); fails once that total plus
+    /// the stack exceeds [`MEMORY_PER_PICKLE_BYTE`] per byte read plus [`MEMORY_FLOOR`].
+    fn charge_memory(&mut self, bytes: usize) -> Result<()> {
+        self.allocated = self.allocated.saturating_add(bytes as u64);
+        self.check_memory()
+    }
+
+    fn check_memory(&self) -> Result<()> {
+        let read = self.input.offset();
+        let limit = read.saturating_mul(MEMORY_PER_PICKLE_BYTE).saturating_add(MEMORY_FLOOR);
+        let stack = (self.stack.len() as u64).saturating_mul(VALUE_BYTES as u64);
+        if self.allocated.saturating_add(stack) > limit {
+            return Err(ConvertError::TooLarge(format!(
+                "the pickle builds more than {limit} bytes of values from its first {read} bytes \
+                 (at most {MEMORY_PER_PICKLE_BYTE} bytes per pickle byte plus {} MiB)",
+                MEMORY_FLOOR >> 20
+            )));
+        }
         Ok(())
+    }
+
+    fn push(&mut self, value: Value) -> Result<()> {
+        if self.stack.len() >= MAX_STACK_LEN {
+            return Err(ConvertError::TooLarge(format!(
+                "the pickle stack holds more than {MAX_STACK_LEN} values"
+            )));
+        }
+        self.stack.push(value);
+        self.check_memory()
+    }
+
+    fn push_mark(&mut self) -> Result<()> {
+        if self.marks.len() >= MAX_MARKS {
+            return Err(ConvertError::TooLarge(format!(
+                "the pickle nests more than {MAX_MARKS} MARKs"
+            )));
+        }
+        self.marks.push(self.stack.len());
+        Ok(())
+    }
+
+    /// Stores a container in the arena, charging it (and its `slots` values) to the budgets.
+    fn alloc(&mut self, obj: Obj, slots: usize) -> Result<ObjId> {
+        if self.arena.len() >= MAX_CONTAINERS {
+            return Err(ConvertError::TooLarge(format!(
+                "the pickle creates more than {MAX_CONTAINERS} lists, dicts and objects"
+            )));
+        }
+        self.charge_memory(size_of::<Obj>().saturating_add(slots.saturating_mul(VALUE_BYTES)))?;
+        Ok(self.arena.alloc(obj))
+    }
+
+    /// Builds a tuple, refusing one nested deeper than [`MAX_TUPLE_DEPTH`].
+    fn tuple(&mut self, items: Vec<Value>) -> Result<Value> {
+        self.charge_memory(RC_BYTES + 32 + items.len().saturating_mul(VALUE_BYTES))?;
+        Tuple::new(items).map(Value::Tuple).ok_or_else(|| {
+            ConvertError::TooLarge(format!(
+                "tuples nested more than {MAX_TUPLE_DEPTH} deep (at byte {} of the pickle)",
+                self.op_offset
+            ))
+        })
+    }
+
+    /// Charges inserting entries with these keys into a dict: the entries, and hashing the keys.
+    fn charge_dict_keys<'v>(&mut self, keys: impl Iterator<Item = &'v Value>) -> Result<()> {
+        let cost = keys.fold(0usize, |cost, k| {
+            cost.saturating_add(DICT_ENTRY_BYTES)
+                .saturating_add(k.as_str().map_or(0, str::len))
+        });
+        self.charge_memory(cost)
     }
 
     /// Stack height below which the current mark forbids popping.
@@ -223,17 +346,26 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         Ok(self.stack.split_off(mark))
     }
 
-    fn push_obj(&mut self, obj: Obj) {
-        let id = self.arena.alloc(obj);
-        self.stack.push(match self.arena.get(id) {
+    fn push_obj(&mut self, obj: Obj, slots: usize) -> Result<()> {
+        let id = self.alloc(obj, slots)?;
+        let value = match self.arena.get(id) {
             Obj::List(_) => Value::List(id),
             Obj::Dict(_) => Value::Dict(id),
             Obj::Object { .. } => Value::Object(id),
-        });
+        };
+        self.push(value)
     }
 
     fn memo_put(&mut self, index: u32) -> Result<()> {
         let value = self.last()?.clone();
+        if !self.memo.contains_key(&index) {
+            if self.memo.len() >= MAX_MEMO_ENTRIES {
+                return Err(ConvertError::TooLarge(format!(
+                    "the pickle memoises more than {MAX_MEMO_ENTRIES} values"
+                )));
+            }
+            self.charge_memory(MEMO_ENTRY_BYTES)?;
+        }
         self.memo.insert(index, value);
         Ok(())
     }
@@ -244,8 +376,7 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
             .get(&index)
             .cloned()
             .ok_or_else(|| self.malformed(format!("memo entry {index} is not set")))?;
-        self.stack.push(value);
-        Ok(())
+        self.push(value)
     }
 
     fn run(&mut self) -> Result<Value> {
@@ -266,7 +397,7 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                     self.input.array::<8>()?;
                 }
                 STOP => return self.pop(),
-                MARK => self.marks.push(self.stack.len()),
+                MARK => self.push_mark()?,
                 POP => {
                     if self.stack.len() > self.fence() {
                         self.pop()?;
@@ -279,30 +410,40 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                 }
                 DUP => {
                     let top = self.last()?.clone();
-                    self.stack.push(top);
+                    self.push(top)?;
                 }
-                NONE => self.stack.push(Value::None),
-                NEWTRUE => self.stack.push(Value::Bool(true)),
-                NEWFALSE => self.stack.push(Value::Bool(false)),
-                BININT => self
-                    .stack
-                    .push(Value::Int(i64::from(i32::from_le_bytes(self.input.array()?)))),
-                BININT1 => self.stack.push(Value::Int(i64::from(self.input.byte()?))),
-                BININT2 => self
-                    .stack
-                    .push(Value::Int(i64::from(u16::from_le_bytes(self.input.array()?)))),
+                NONE => self.push(Value::None)?,
+                NEWTRUE => self.push(Value::Bool(true))?,
+                NEWFALSE => self.push(Value::Bool(false))?,
+                BININT => {
+                    let i = i32::from_le_bytes(self.input.array()?);
+                    self.push(Value::Int(i64::from(i)))?;
+                }
+                BININT1 => {
+                    let i = self.input.byte()?;
+                    self.push(Value::Int(i64::from(i)))?;
+                }
+                BININT2 => {
+                    let i = u16::from_le_bytes(self.input.array()?);
+                    self.push(Value::Int(i64::from(i)))?;
+                }
                 LONG1 => {
                     let n = self.input.byte()?;
                     let bytes = self.input.take(u64::from(n))?;
-                    self.stack.push(decode_long(bytes));
+                    self.charge_memory(RC_BYTES + bytes.len())?;
+                    self.push(decode_long(bytes))?;
                 }
                 LONG4 => {
                     let n = i32::from_le_bytes(self.input.array()?);
                     let n = u64::try_from(n).map_err(|_| self.malformed("negative LONG4 length"))?;
                     let bytes = self.input.take(n)?;
-                    self.stack.push(decode_long(bytes));
+                    self.charge_memory(RC_BYTES + bytes.len())?;
+                    self.push(decode_long(bytes))?;
                 }
-                BINFLOAT => self.stack.push(Value::Float(f64::from_be_bytes(self.input.array()?))),
+                BINFLOAT => {
+                    let x = f64::from_be_bytes(self.input.array()?);
+                    self.push(Value::Float(x))?;
+                }
                 SHORT_BINUNICODE => {
                     let n = self.input.byte()?;
                     self.push_unicode(u64::from(n))?;
@@ -336,32 +477,34 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                     let n = u64::from_le_bytes(self.input.array()?);
                     self.push_bytes(n)?;
                 }
-                EMPTY_DICT => self.push_obj(Obj::Dict(Dict::default())),
-                EMPTY_LIST | EMPTY_SET => self.push_obj(Obj::List(Vec::new())),
-                EMPTY_TUPLE => self.stack.push(Value::Tuple(Rc::from(Vec::new()))),
+                EMPTY_DICT => self.push_obj(Obj::Dict(Dict::default()), 0)?,
+                EMPTY_LIST | EMPTY_SET => self.push_obj(Obj::List(Vec::new()), 0)?,
+                EMPTY_TUPLE => {
+                    let t = self.tuple(Vec::new())?;
+                    self.push(t)?;
+                }
                 DICT => {
                     let items = self.pop_mark()?;
                     if items.len() % 2 != 0 {
                         return Err(self.malformed("DICT with an odd number of items"));
                     }
+                    self.charge_dict_keys(items.iter().step_by(2))?;
                     let mut dict = Dict::default();
                     let mut it = items.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         dict.insert(k, v);
                     }
-                    self.push_obj(Obj::Dict(dict));
+                    self.push_obj(Obj::Dict(dict), 0)?;
                 }
-                LIST => {
+                LIST | FROZENSET => {
                     let items = self.pop_mark()?;
-                    self.push_obj(Obj::List(items));
-                }
-                FROZENSET => {
-                    let items = self.pop_mark()?;
-                    self.push_obj(Obj::List(items));
+                    let slots = items.len();
+                    self.push_obj(Obj::List(items), slots)?;
                 }
                 TUPLE => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(Rc::from(items)));
+                    let t = self.tuple(items)?;
+                    self.push(t)?;
                 }
                 TUPLE1 | TUPLE2 | TUPLE3 => {
                     let n = usize::from(op - TUPLE1 + 1);
@@ -370,7 +513,8 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.stack.push(Value::Tuple(Rc::from(items)));
+                    let t = self.tuple(items)?;
+                    self.push(t)?;
                 }
                 SETITEM => {
                     let value = self.pop()?;
@@ -415,7 +559,7 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                 GLOBAL => {
                     let module = self.input.line()?;
                     let name = self.input.line()?;
-                    self.stack.push(Value::Global(allowlist::resolve(&module, &name)?));
+                    self.push(Value::Global(allowlist::resolve(&module, &name)?))?;
                 }
                 STACK_GLOBAL => {
                     let name = self.pop()?;
@@ -423,13 +567,17 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                     let (Some(module), Some(name)) = (module.as_str(), name.as_str()) else {
                         return Err(self.malformed("STACK_GLOBAL needs two strings"));
                     };
-                    self.stack.push(Value::Global(allowlist::resolve(module, name)?));
+                    if module.len() > MAX_GLOBAL_LINE || name.len() > MAX_GLOBAL_LINE {
+                        return Err(self.malformed(format!("STACK_GLOBAL name longer than {MAX_GLOBAL_LINE} bytes")));
+                    }
+                    let global = allowlist::resolve(module, name)?;
+                    self.push(Value::Global(global))?;
                 }
                 REDUCE => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let value = self.reduce(&callable, &args)?;
-                    self.stack.push(value);
+                    self.push(value)?;
                 }
                 NEWOBJ => {
                     let _args = self.pop()?;
@@ -453,7 +601,8 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                         ConvertError::MalformedPickle { reason, .. } => self.malformed(reason),
                         other => other,
                     })?;
-                    self.stack.push(value);
+                    self.charge_memory(STORAGE_BYTES)?;
+                    self.push(value)?;
                 }
                 _ => {
                     return Err(ConvertError::UnsupportedOpcode {
@@ -466,27 +615,31 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         }
     }
 
-    fn push_unicode(&mut self, n: u64) -> Result<()> {
+    /// Reads a string's `n` bytes (which are already counted as read) and charges their copy.
+    fn take_string(&mut self, n: u64) -> Result<Vec<u8>> {
         let bytes = self.input.take(n)?;
+        self.charge_memory(RC_BYTES.saturating_add(bytes.len()))?;
+        Ok(bytes)
+    }
+
+    fn push_unicode(&mut self, n: u64) -> Result<()> {
+        let bytes = self.take_string(n)?;
         let s = String::from_utf8(bytes).map_err(|_| self.malformed("string is not valid UTF-8"))?;
-        self.stack.push(Value::Str(Rc::from(s)));
-        Ok(())
+        self.push(Value::Str(Rc::from(s)))
     }
 
     /// Python 2 `str`: torch loads these as UTF-8 text; anything else stays bytes.
     fn push_binstring(&mut self, n: u64) -> Result<()> {
-        let bytes = self.input.take(n)?;
-        self.stack.push(match String::from_utf8(bytes) {
+        let bytes = self.take_string(n)?;
+        self.push(match String::from_utf8(bytes) {
             Ok(s) => Value::Str(Rc::from(s)),
             Err(e) => Value::Bytes(Rc::from(e.into_bytes())),
-        });
-        Ok(())
+        })
     }
 
     fn push_bytes(&mut self, n: u64) -> Result<()> {
-        let bytes = self.input.take(n)?;
-        self.stack.push(Value::Bytes(Rc::from(bytes)));
-        Ok(())
+        let bytes = self.take_string(n)?;
+        self.push(Value::Bytes(Rc::from(bytes)))
     }
 
     /// `SETITEM(S)`: `items` are alternating keys and values for the dict on top of the stack.
@@ -494,6 +647,10 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         let Value::Dict(id) = *self.last()? else {
             return Err(self.malformed(format!("SETITEM on a {}", self.last()?.type_name())));
         };
+        if !matches!(self.arena.get(id), Obj::Dict(_)) {
+            return Err(self.malformed("SETITEM target is not a dict"));
+        }
+        self.charge_dict_keys(items.iter().step_by(2))?;
         let Obj::Dict(dict) = self.arena.get_mut(id) else {
             return Err(self.malformed("SETITEM target is not a dict"));
         };
@@ -509,6 +666,10 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         let Value::List(id) = *self.last()? else {
             return Err(self.malformed(format!("APPEND on a {}", self.last()?.type_name())));
         };
+        if !matches!(self.arena.get(id), Obj::List(_)) {
+            return Err(self.malformed("APPEND target is not a list"));
+        }
+        self.charge_memory(items.len().saturating_mul(VALUE_BYTES))?;
         let Obj::List(list) = self.arena.get_mut(id) else {
             return Err(self.malformed("APPEND target is not a list"));
         };
@@ -518,16 +679,24 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
 
     /// The items of a list/set value or a tuple, copied (and charged to the budget).
     fn sequence_items(&mut self, value: &Value) -> Result<Vec<Value>> {
-        let items = match value {
-            Value::Tuple(items) => items.to_vec(),
+        let len = match value {
+            Value::Tuple(items) => items.len(),
             Value::List(id) => match self.arena.get(*id) {
-                Obj::List(items) => items.clone(),
+                Obj::List(items) => items.len(),
                 _ => return Err(self.malformed("expected a list")),
             },
             other => return Err(self.malformed(format!("expected a sequence, got {}", other.type_name()))),
         };
-        self.charge(items.len())?;
-        Ok(items)
+        // Charged before anything is copied.
+        self.charge(len)?;
+        Ok(match value {
+            Value::Tuple(items) => items.to_vec(),
+            Value::List(id) => match self.arena.get(*id) {
+                Obj::List(items) => items.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        })
     }
 
     /// `REDUCE`: calls an allow-listed global, i.e. runs its fixed Rust meaning.
@@ -544,6 +713,8 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         match global {
             Global::RebuildTensorV2 | Global::RebuildTensor => {
                 let tensor = tensor::rebuild(args).map_err(|e| self.malformed(e))?;
+                let dims = tensor.shape.len() + tensor.stride.len();
+                self.charge_memory(size_of::<TensorRef>() + RC_BYTES + dims * size_of::<u64>())?;
                 Ok(Value::Tensor(Rc::new(tensor)))
             }
             Global::RebuildParameter | Global::RebuildParameterWithState => match args.first() {
@@ -569,54 +740,70 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                 let mut dict = Dict::default();
                 if let Some(pairs) = args.first() {
                     for pair in self.sequence_items(pairs)? {
-                        match self.sequence_items(&pair)?.as_slice() {
+                        let pair = self.sequence_items(&pair)?;
+                        self.charge_dict_keys(pair.iter().take(1))?;
+                        match pair.as_slice() {
                             [k, v] => dict.insert(k.clone(), v.clone()),
                             _ => return Err(self.malformed("OrderedDict items must be pairs")),
                         }
                     }
                 }
-                Ok(Value::Dict(self.arena.alloc(Obj::Dict(dict))))
+                Ok(Value::Dict(self.alloc(Obj::Dict(dict), 0)?))
             }
             Global::Set | Global::FrozenSet => {
                 let items = match args.first() {
                     Some(seq) => self.sequence_items(seq)?,
                     None => Vec::new(),
                 };
-                Ok(Value::List(self.arena.alloc(Obj::List(items))))
+                Ok(Value::List(self.alloc(Obj::List(items), 0)?))
             }
             Global::CodecsEncode => match &args[..] {
-                [Value::Str(text), Value::Str(encoding)] => encode_text(text, encoding)
-                    .map(|b| Value::Bytes(Rc::from(b)))
-                    .ok_or_else(|| self.malformed(format!("cannot encode text as {encoding}"))),
+                [Value::Str(text), Value::Str(encoding)] => {
+                    self.charge_memory(RC_BYTES.saturating_add(text.len()))?;
+                    encode_text(text, encoding)
+                        .map(|b| Value::Bytes(Rc::from(b)))
+                        .ok_or_else(|| {
+                            self.malformed(format!(
+                                "cannot encode text as {}",
+                                Value::Str(encoding.clone()).describe()
+                            ))
+                        })
+                }
                 _ => Err(self.malformed("_codecs.encode expects (str, str)")),
             },
             Global::Device => match &args[..] {
                 [Value::Str(kind)] => Ok(Value::Str(kind.clone())),
-                [Value::Str(kind), Value::Int(index)] => Ok(Value::Str(Rc::from(format!("{kind}:{index}")))),
+                [Value::Str(kind), Value::Int(index)] => {
+                    self.charge_memory(RC_BYTES.saturating_add(kind.len()).saturating_add(21))?;
+                    Ok(Value::Str(Rc::from(format!("{kind}:{index}"))))
+                }
                 _ => Err(self.malformed("torch.device expects (str[, int])")),
             },
-            Global::Namespace if args.is_empty() => Ok(self.new_namespace()),
+            Global::Namespace if args.is_empty() => self.new_namespace(),
             other => Err(self.malformed(format!("{} cannot be called here", other.python_name()))),
         }
     }
 
-    fn new_namespace(&mut self) -> Value {
-        Value::Object(self.arena.alloc(Obj::Object {
-            class: Global::Namespace,
-            attrs: Dict::default(),
-        }))
+    fn new_namespace(&mut self) -> Result<Value> {
+        let attrs = Dict::default();
+        Ok(Value::Object(self.alloc(
+            Obj::Object {
+                class: Global::Namespace,
+                attrs,
+            },
+            0,
+        )?))
     }
 
     /// `NEWOBJ`: `cls.__new__(cls, *args)` for the few plain-data classes allowed.
     fn new_object(&mut self, class: &Value) -> Result<()> {
         let value = match class {
-            Value::Global(Global::Namespace) => self.new_namespace(),
-            Value::Global(Global::OrderedDict) => Value::Dict(self.arena.alloc(Obj::Dict(Dict::default()))),
-            Value::Global(Global::Set | Global::FrozenSet) => Value::List(self.arena.alloc(Obj::List(Vec::new()))),
+            Value::Global(Global::Namespace) => self.new_namespace()?,
+            Value::Global(Global::OrderedDict) => Value::Dict(self.alloc(Obj::Dict(Dict::default()), 0)?),
+            Value::Global(Global::Set | Global::FrozenSet) => Value::List(self.alloc(Obj::List(Vec::new()), 0)?),
             other => return Err(self.malformed(format!("NEWOBJ cannot instantiate a {}", other.type_name()))),
         };
-        self.stack.push(value);
-        Ok(())
+        self.push(value)
     }
 
     /// `BUILD`: sets an object's state.
@@ -624,24 +811,34 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         match *self.last()? {
             Value::Object(id) => {
                 // State is the `__dict__`, or `(__dict__, slots)` for classes with slots.
-                let parts = match &state {
-                    Value::Tuple(parts) => parts.to_vec(),
-                    other => vec![other.clone()],
+                let parts: &[Value] = match &state {
+                    Value::Tuple(parts) => parts,
+                    other => std::slice::from_ref(other),
                 };
-                let mut entries = Vec::new();
-                for part in &parts {
+                if parts.len() > 2 {
+                    return Err(self.malformed("object state must be a dict or a (dict, slots) pair"));
+                }
+                let mut copies = 0;
+                for part in parts {
                     match part {
                         Value::None => {}
                         dict => {
-                            let d = self
+                            copies += self
                                 .arena
                                 .dict_of(dict)
-                                .ok_or_else(|| self.malformed("object state must be a dict"))?;
-                            entries.extend(d.iter().cloned());
+                                .ok_or_else(|| self.malformed("object state must be a dict"))?
+                                .len();
                         }
                     }
                 }
-                self.charge(entries.len())?;
+                // Charged before anything is copied.
+                self.charge(copies)?;
+                let entries: Vec<(Value, Value)> = parts
+                    .iter()
+                    .filter_map(|part| self.arena.dict_of(part))
+                    .flat_map(|d| d.iter().cloned())
+                    .collect();
+                self.charge_dict_keys(entries.iter().map(|(k, _)| k))?;
                 if let Obj::Object { attrs, .. } = self.arena.get_mut(id) {
                     for (k, v) in entries {
                         attrs.insert(k, v);

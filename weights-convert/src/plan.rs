@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
-use crate::json::{key_string, to_json, Budget};
+use crate::json::{key_string, to_json, Budget, MAX_KEY_BYTES};
 use crate::pickle::{Obj, Value};
 use crate::tensor::TensorRef;
 use crate::torch::{Checkpoint, StorageData};
@@ -42,6 +42,21 @@ impl PlannedTensor {
     pub fn out_len(&self) -> u64 {
         // Cannot overflow: checked against the output limit when planning.
         self.numel.saturating_mul(self.out_dtype.size() as u64)
+    }
+
+    /// Bytes of input the writer reads for this tensor: its elements if it is contiguous, else
+    /// the whole span of storage its view touches.
+    pub fn read_len(&self) -> u64 {
+        let size = self.tensor.dtype().size() as u64;
+        let elements = if self.numel == 0 {
+            0
+        } else if self.tensor.is_contiguous() {
+            self.numel
+        } else {
+            // Cannot overflow: checked against the storage when planning.
+            self.tensor.extent().unwrap_or(u64::MAX)
+        };
+        elements.saturating_mul(size)
     }
 }
 
@@ -77,6 +92,9 @@ pub struct PlanOptions {
     /// Refuse checkpoints whose tensors would take more output bytes than this (a few bytes of
     /// storage can describe a huge broadcast view).
     pub max_output_bytes: u64,
+    /// Refuse checkpoints whose tensors would make the writer read more input bytes than this
+    /// (many distinct strided views of one large storage each read the span they touch).
+    pub max_read_bytes: u64,
 }
 
 /// The option entry of a top-level dict: `opts` (pSp/HyperStyle family) or `args` (rosinality).
@@ -100,7 +118,8 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
             match ck.arena.dict_of(root) {
                 Some(top) => {
                     for (k, v) in top.iter() {
-                        let key = key_string(k);
+                        let key = key_string(k)?;
+                        budget.text(key.len())?;
                         let before = found.len();
                         walk(ck, v, key.clone(), 1, &mut budget, &mut found)?;
                         if Some(key.as_str()) == opts_key {
@@ -117,13 +136,21 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
 
     let mut seen_keys = HashSet::new();
     let mut by_view = HashMap::new();
+    // The same tensor object referenced again is an alias without comparing views.
+    let mut by_object: HashMap<*const TensorRef, usize> = HashMap::new();
     let mut total: u64 = 0;
+    let mut read: u64 = 0;
     for (key, tensor) in found {
         if key == METADATA_KEY || !seen_keys.insert(key.clone()) {
             return Err(ConvertError::DuplicateKey(key));
         }
+        if let Some(&index) = by_object.get(&Rc::as_ptr(&tensor)) {
+            plan.keys.push((key, index));
+            continue;
+        }
         let identity = tensor.identity();
         if let Some(&index) = by_view.get(&identity) {
+            by_object.insert(Rc::as_ptr(&tensor), index);
             plan.keys.push((key, index));
             continue;
         }
@@ -137,7 +164,18 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
                     options.max_output_bytes
                 ))
             })?;
+        read = read
+            .checked_add(planned.read_len())
+            .filter(|&r| r <= options.max_read_bytes)
+            .ok_or_else(|| {
+                ConvertError::TooLarge(format!(
+                    "writing the tensors would read more than {} bytes of input (many strided views \
+                     of one storage?)",
+                    options.max_read_bytes
+                ))
+            })?;
         let index = plan.tensors.len();
+        by_object.insert(Rc::as_ptr(&planned.tensor), index);
         plan.tensors.push(planned);
         by_view.insert(identity, index);
         plan.keys.push((key, index));
@@ -145,12 +183,26 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
     Ok(plan)
 }
 
-fn join(prefix: &str, component: &str) -> String {
-    if prefix.is_empty() {
+/// `prefix/component`, refused if longer than [`MAX_KEY_BYTES`]; charged to the budget.
+fn join(prefix: &str, component: &str, budget: &mut Budget) -> Result<String> {
+    let len = if prefix.is_empty() {
+        component.len()
+    } else {
+        prefix.len() + KEY_SEPARATOR.len() + component.len()
+    };
+    if len > MAX_KEY_BYTES {
+        return Err(ConvertError::TooLarge(format!(
+            "a tensor key is longer than {MAX_KEY_BYTES} bytes: {}…",
+            crate::pickle::prefix(prefix, 120)
+        )));
+    }
+    // The key, and the entry that holds it once found.
+    budget.text(len + 32)?;
+    Ok(if prefix.is_empty() {
         component.to_string()
     } else {
         format!("{prefix}{KEY_SEPARATOR}{component}")
-    }
+    })
 }
 
 /// Collects every tensor below `value` with its flattened key, in pickle order.
@@ -168,23 +220,52 @@ fn walk(
         Value::Dict(_) | Value::Object(_) => {
             if let Some(dict) = ck.arena.dict_of(value) {
                 for (k, v) in dict.iter() {
-                    walk(ck, v, join(&path, &key_string(k)), depth + 1, budget, found)?;
+                    if holds_tensors(v) {
+                        let path = join(&path, &key_string(k)?, budget)?;
+                        walk(ck, v, path, depth + 1, budget, found)?;
+                    } else {
+                        budget.visit(depth + 1)?;
+                    }
                 }
             }
         }
         Value::List(id) => {
             if let Obj::List(items) = ck.arena.get(*id) {
-                for (i, v) in items.iter().enumerate() {
-                    walk(ck, v, join(&path, &i.to_string()), depth + 1, budget, found)?;
-                }
+                walk_items(ck, items, &path, depth, budget, found)?;
             }
         }
         Value::Tuple(items) => {
-            for (i, v) in items.iter().enumerate() {
-                walk(ck, v, join(&path, &i.to_string()), depth + 1, budget, found)?;
-            }
+            walk_items(ck, items, &path, depth, budget, found)?;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Whether walking `value` can find a tensor (so that it needs a key path).
+fn holds_tensors(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::Tensor(_) | Value::Dict(_) | Value::Object(_) | Value::List(_) | Value::Tuple(_)
+    )
+}
+
+/// [`walk`] over the items of a list or tuple at `depth`, keyed by index.
+fn walk_items(
+    ck: &Checkpoint,
+    items: &[Value],
+    path: &str,
+    depth: usize,
+    budget: &mut Budget,
+    found: &mut Vec<(String, Rc<TensorRef>)>,
+) -> Result<()> {
+    for (i, v) in items.iter().enumerate() {
+        if holds_tensors(v) {
+            let path = join(path, &i.to_string(), budget)?;
+            walk(ck, v, path, depth + 1, budget, found)?;
+        } else {
+            budget.visit(depth + 1)?;
+        }
     }
     Ok(())
 }

@@ -130,7 +130,7 @@ fn non_negative(value: &Value, what: &str) -> Result<u64, String> {
     value
         .as_int()
         .and_then(|i| u64::try_from(i).ok())
-        .ok_or_else(|| format!("{what} must be a non-negative int, got {value:?}"))
+        .ok_or_else(|| format!("{what} must be a non-negative int, got {}", value.describe()))
 }
 
 fn int_tuple(value: &Value, what: &str) -> Result<Vec<u64>, String> {

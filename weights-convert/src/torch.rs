@@ -26,6 +26,11 @@ use crate::zip::{looks_like_zip, ZipArchive};
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 /// The only legacy protocol version PyTorch ever wrote.
 const LEGACY_PROTOCOL_VERSION: i64 = 1001;
+/// Longest storage key, in bytes. `torch.save` names storages by a counter (`0`, `1`, ... in zip
+/// archives) or by a decimal address (legacy streams, ~15 digits). Keys are hashed and copied
+/// for every persistent id (a pickle can repeat one through the memo) and appear in messages, so
+/// a memoised megabyte key must not be accepted.
+pub const MAX_STORAGE_KEY_BYTES: usize = 256;
 
 /// Which container a checkpoint came in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +109,8 @@ pub fn read_checkpoint<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
 /// Records the storages the main pickle references and checks they agree with each other.
 #[derive(Default)]
 struct StorageTable {
-    seen: HashMap<Rc<str>, Rc<StorageRef>>,
+    /// Interned storages by (key, base, numel).
+    seen: HashMap<(Rc<str>, u64, u64), Rc<StorageRef>>,
     /// Element count declared for each root storage key.
     root_numel: HashMap<Rc<str>, (DType, u64)>,
 }
@@ -132,10 +138,17 @@ impl StorageTable {
             return Err(malformed_pid(pid, "a storage reference"));
         }
         let dtype = storage_dtype(storage_type, pid)?;
-        let key: Rc<str> = key
-            .as_str()
-            .ok_or_else(|| malformed_pid(pid, "keyed by a string"))?
-            .into();
+        let key = key.as_str().ok_or_else(|| malformed_pid(pid, "keyed by a string"))?;
+        if key.len() > MAX_STORAGE_KEY_BYTES {
+            return Err(ConvertError::TooLarge(format!(
+                "a storage key is longer than {MAX_STORAGE_KEY_BYTES} bytes"
+            )));
+        }
+        // Reuse the key already recorded, if any, rather than another copy.
+        let key: Rc<str> = match self.root_numel.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => key.into(),
+        };
         let numel = count(numel, pid)?;
         self.declare(&key, dtype, numel)?;
         Ok(StorageRef {
@@ -147,7 +160,7 @@ impl StorageTable {
     }
 
     fn intern(&mut self, storage: StorageRef) -> Value {
-        let id: Rc<str> = Rc::from(format!("{}@{}+{}", storage.key, storage.base, storage.numel));
+        let id = (storage.key.clone(), storage.base, storage.numel);
         let rc = self.seen.entry(id).or_insert_with(|| Rc::new(storage)).clone();
         Value::Storage(rc)
     }
@@ -156,7 +169,7 @@ impl StorageTable {
 fn malformed_pid(pid: &Value, expected: &str) -> ConvertError {
     ConvertError::MalformedPickle {
         offset: 0,
-        reason: format!("persistent id {pid:?} is not {expected}"),
+        reason: format!("persistent id {} is not {expected}", pid.describe()),
     }
 }
 
@@ -281,7 +294,8 @@ fn read_legacy<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
     let (version, pos) = pickle::unpickle(src, pos, &mut arena, &mut no_persistent)?;
     if version.as_int() != Some(LEGACY_PROTOCOL_VERSION) {
         return Err(ConvertError::Unsupported(format!(
-            "legacy protocol version {version:?}"
+            "legacy protocol version {}",
+            version.describe()
         )));
     }
     // 3. System info. Legacy storage data is always written little-endian (PyTorch swaps on
@@ -350,20 +364,19 @@ fn read_legacy<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
     // 6. Storage records: u64 element count, then the elements.
     let mut storages = HashMap::new();
     for key in keys {
-        let key: Rc<str> = key
-            .as_str()
-            .map(Rc::from)
-            .ok_or_else(|| ConvertError::MalformedPickle {
-                offset: 0,
-                reason: "legacy storage key is not a string".into(),
-            })?;
-        let &(dtype, numel) = table
-            .root_numel
-            .get(&key)
-            .ok_or_else(|| ConvertError::MalformedPickle {
-                offset: 0,
-                reason: format!("storage `{key}` has data but is never referenced"),
-            })?;
+        let key_str = key.as_str().ok_or_else(|| ConvertError::MalformedPickle {
+            offset: 0,
+            reason: "legacy storage key is not a string".into(),
+        })?;
+        let (key, &(dtype, numel)) =
+            table
+                .root_numel
+                .get_key_value(key_str)
+                .ok_or_else(|| ConvertError::MalformedPickle {
+                    offset: 0,
+                    reason: format!("storage {} has data but is never referenced", key.describe()),
+                })?;
+        let key = key.clone();
         let mut count_bytes = [0u8; 8];
         src.read_at(pos, &mut count_bytes)?;
         let elements = u64::from_le_bytes(count_bytes);

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod allowlist;
+pub mod cli;
 mod convert;
 pub mod dtype;
 pub mod error;

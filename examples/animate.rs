@@ -13,7 +13,7 @@ mod common;
 use std::path::PathBuf;
 
 use clap::Parser;
-use common::{load_images, progress_bar, say, BoxError, Failures, ModelArgs, Outputs};
+use common::{load_images, progress_bar, refinement_steps, say, BoxError, Failures, ModelArgs, Outputs};
 use hyperstyle::animation::Keyframe;
 use hyperstyle::editing::Editor;
 use hyperstyle::io::{save_gif, save_image, tensor_to_images};
@@ -57,11 +57,7 @@ fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let device = Default::default();
     let (model, demo) = args.model.load("ffhq256", &device)?;
-    let n_iters = match (args.iters, &demo) {
-        (Some(n), _) => n as usize,
-        (None, Some(demo)) => demo.n_iters()?,
-        (None, None) => 5,
-    };
+    let n_iters = refinement_steps(args.iters, demo.as_ref(), 5)?;
     let mut inputs = args.inputs.clone();
     if let (Some(demo), true) = (&demo, inputs.is_empty()) {
         inputs = vec![demo.photo("astronaut.png"), demo.photo("chelsea.png")];

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
-use common::{load_images, progress_bar, report, side_by_side, BoxError, Failures, Outputs};
+use common::{load_images, progress_bar, refinement_steps, report, side_by_side, BoxError, Failures, Outputs};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::demo::Demo;
 use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter};
@@ -97,11 +97,7 @@ fn main() -> Result<(), BoxError> {
         return Err("no input images given".into());
     }
     let options = AdaptOptions {
-        hyperstyle_iters: match (args.iters, &demo) {
-            (Some(n), _) => n as usize,
-            (None, Some(demo)) => demo.n_iters()?,
-            (None, None) => 2,
-        },
+        hyperstyle_iters: refinement_steps(args.iters, demo.as_ref(), 2)?,
         restyle_iters: args.restyle_iters as usize,
         noise: if args.random_noise {
             B::seed(&device, args.seed);

@@ -21,7 +21,10 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
-use common::{file_part, load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs};
+use common::{
+    file_part, load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError, Failures, ModelArgs,
+    Outputs,
+};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
 use hyperstyle::core::WeightStore;
@@ -293,11 +296,7 @@ fn main() -> Result<(), BoxError> {
     let n_styles = generator.config().n_latent();
     let edit = load_edit(&args, demo.as_ref(), n_styles, &device)?;
     let editor = Editor::new(generator, domain).with_max_batch(args.max_batch as usize);
-    let n_iters = match (args.iters, &demo) {
-        (Some(n), _) => n as usize,
-        (None, Some(demo)) => demo.n_iters()?,
-        (None, None) => 3,
-    };
+    let n_iters = refinement_steps(args.iters, demo.as_ref(), 3)?;
     let mut inputs = args.inputs.clone();
     if let (Some(demo), true) = (&demo, inputs.is_empty() && args.inversion.is_empty()) {
         inputs.push(demo.photo(demo_config(args.edit).1));

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use common::{load_images, progress_bar, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs};
+use common::{
+    load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs,
+};
 use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
 use hyperstyle::io::{save_image, tensor_to_images};
 use hyperstyle::stylegan2::ConvStrategy;
@@ -65,11 +67,7 @@ fn main() -> Result<(), BoxError> {
     set_precision::<B>(&device, args.precision)?;
     let (mut model, demo) = args.model.load("ffhq256", &device)?;
     model.set_conv_strategy(args.conv);
-    let n_iters = match (args.iters, &demo) {
-        (Some(n), _) => n as usize,
-        (None, Some(demo)) => demo.n_iters()?,
-        (None, None) => 5,
-    };
+    let n_iters = refinement_steps(args.iters, demo.as_ref(), 5)?;
     let mut inputs = args.inputs.clone();
     if let (Some(demo), true) = (&demo, inputs.is_empty()) {
         inputs.push(demo.photo("astronaut.png"));

@@ -60,6 +60,16 @@ impl ModelArgs {
     }
 }
 
+/// Refinement steps: `--iters` if given, else the demo's upstream run's, else `default`
+/// (upstream's for that command).
+pub fn refinement_steps(iters: Option<u64>, demo: Option<&Demo>, default: usize) -> Result<usize, BoxError> {
+    Ok(match (iters, demo) {
+        (Some(n), _) => n as usize,
+        (None, Some(demo)) => demo.n_iters()?,
+        (None, None) => default,
+    })
+}
+
 /// The images to process: each file as given, and the PNG / JPEG files of each folder (sorted by
 /// name). Returns the files and a message for everything skipped.
 pub fn collect_image_files(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {

@@ -42,19 +42,42 @@ fuzz_target!(|data: &[u8]| {
     match (selector >> 3) & 7 {
         0 => args.extend([input.clone().into(), output.clone().into()]),
         1 => args.extend(["--list".into(), input.clone().into()]),
-        2 => args.extend([input.clone().into(), output.clone().into(), "--kind".into(), "hyperstyle".into()]),
-        3 => args.extend(["--dtype".into(), "f16".into(), input.clone().into(), output.clone().into()]),
+        2 => args.extend([
+            input.clone().into(),
+            output.clone().into(),
+            "--kind".into(),
+            "hyperstyle".into(),
+        ]),
+        3 => args.extend([
+            "--dtype".into(),
+            "f16".into(),
+            input.clone().into(),
+            output.clone().into(),
+        ]),
         4 => args.extend([input.clone().into(), dir.join("missing/out.safetensors").into()]),
         5 => args.extend(["--list".into(), input.clone().into(), output.clone().into()]),
-        6 => args.extend([input.clone().into(), output.clone().into(), "--kind".into(), "direction".into()]),
+        6 => args.extend([
+            input.clone().into(),
+            output.clone().into(),
+            "--kind".into(),
+            "direction".into(),
+        ]),
         _ => args.extend(["--bogus".into(), input.clone().into()]),
     }
     let converting = !args.iter().any(|a| a == "--list");
     let mut out = Vec::new();
     let mut err = Vec::new();
     let status = weights_convert::cli::run(args, &mut out, &mut err);
-    assert_eq!(std::fs::read(&input).expect("the input still exists"), content, "the input changed");
-    let written = output != input && output.exists() && !std::fs::symlink_metadata(&output).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+    assert_eq!(
+        std::fs::read(&input).expect("the input still exists"),
+        content,
+        "the input changed"
+    );
+    let written = output != input
+        && output.exists()
+        && !std::fs::symlink_metadata(&output)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
     if status == 0 && converting && (selector >> 3) & 7 != 4 && written {
         let bytes = std::fs::read(&output).expect("the output exists");
         SafeTensors::deserialize(&bytes).expect("a successful conversion writes valid safetensors");

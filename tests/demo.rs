@@ -43,3 +43,24 @@ fn unknown_configurations_are_errors() {
         other => panic!("expected an unknown-configuration error, got {:?}", other.err()),
     }
 }
+
+/// `--domain` (the builder's `domain`) changes only the domain: a 256 checkpoint stays a 256
+/// model instead of asking for a 1024 generator's layers.
+#[test]
+fn a_domain_override_keeps_the_checkpoint_size() {
+    use hyperstyle::{Domain, HyperStyle};
+    let demo = Demo::load("ffhq256").unwrap();
+    let model = HyperStyle::<Cpu>::builder()
+        .model_weights(
+            demo.weights("hyperstyle", &["hypernet.", "decoder.", "latent_avg"])
+                .unwrap(),
+        )
+        .w_encoder_weights(demo.weights("w_encoder", &["encoder."]).unwrap())
+        .config(demo.config().unwrap())
+        .domain(Domain::Wild)
+        .load(&Default::default())
+        .unwrap();
+    assert_eq!(model.config().domain, Domain::Wild);
+    assert_eq!(model.config().output_size, 256);
+    assert_eq!(model.generator().config().size, 256);
+}

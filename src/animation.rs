@@ -25,7 +25,7 @@ use burn::prelude::*;
 use hyperstyle_stylegan2::WeightOffsets;
 
 use crate::error::{invalid_input, Result};
-use crate::pipeline::Inversion;
+use crate::pipeline::{one_sample, Inversion};
 
 /// One image's inversion as an animation key: W+ codes `[1, n_styles, 512]` and its offsets
 /// (every entry batch 1, or `None`).
@@ -40,16 +40,8 @@ pub struct Keyframe<B: Backend> {
 impl<B: Backend> Keyframe<B> {
     /// Sample `sample` of an inversion.
     pub fn from_inversion(inversion: &Inversion<B>, sample: usize) -> Result<Self> {
-        let batch = inversion.latents.dims()[0];
-        if sample >= batch {
-            return Err(invalid_input(format!(
-                "sample {sample} requested from an inversion of {batch}"
-            )));
-        }
-        Ok(Self {
-            latents: inversion.latents.clone().narrow(0, sample, 1),
-            offsets: inversion.offsets.sample(sample)?,
-        })
+        let (latents, offsets) = one_sample(&inversion.latents, &inversion.offsets, sample)?;
+        Ok(Self { latents, offsets })
     }
 
     /// `(1 − α)·self + α·other`, for the codes and every layer's offset. Both must come from the
@@ -64,22 +56,19 @@ impl<B: Backend> Keyframe<B> {
                 other.offsets.len()
             )));
         }
-        let mix = |a: Tensor<B, 3>, b: Tensor<B, 3>| a.mul_scalar(1.0 - alpha) + b.mul_scalar(alpha);
         let offsets = self
             .offsets
             .iter()
             .zip(other.offsets.iter())
             .enumerate()
             .map(|(j, pair)| match pair {
-                (Some(a), Some(b)) if a.dims() == b.dims() => {
-                    Ok(Some(a.clone().mul_scalar(1.0 - alpha) + b.clone().mul_scalar(alpha)))
-                }
+                (Some(a), Some(b)) if a.dims() == b.dims() => Ok(Some(mix(a, b, alpha))),
                 (None, None) => Ok(None),
                 _ => Err(invalid_input(format!("keyframes disagree on the offset of layer {j}"))),
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            latents: mix(self.latents.clone(), other.latents.clone()),
+            latents: mix(&self.latents, &other.latents, alpha),
             offsets: WeightOffsets::new(offsets),
         })
     }
@@ -106,4 +95,9 @@ impl<B: Backend> Keyframe<B> {
         frames.push(keyframes[keyframes.len() - 1].clone());
         Ok(frames)
     }
+}
+
+/// `(1 − α)·a + α·b`.
+fn mix<B: Backend, const D: usize>(a: &Tensor<B, D>, b: &Tensor<B, D>, alpha: f32) -> Tensor<B, D> {
+    a.clone().mul_scalar(1.0 - alpha) + b.clone().mul_scalar(alpha)
 }

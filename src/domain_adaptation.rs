@@ -115,7 +115,7 @@ impl<B: Backend> ReStyle<B> {
     pub fn load(store: &WeightStore, config: Option<ReStyleConfig>, device: &B::Device) -> Result<Self> {
         let decoder_prefix = store.state_dict_prefix("decoder.", "conv1.conv.weight");
         // The encoder sits beside the decoder: both nested under `state_dict/` or both bare.
-        let prefix = decoder_prefix.trim_end_matches("decoder.").to_string();
+        let prefix = decoder_prefix.strip_suffix("decoder.").unwrap_or_default().to_string();
         let config = match config {
             Some(config) => config,
             None => ReStyleConfig::detect(store, &prefix)?,

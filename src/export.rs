@@ -14,7 +14,7 @@ use hyperstyle_core::Kind;
 use hyperstyle_stylegan2::{Generator, WeightOffsets};
 
 use crate::error::Result;
-use crate::pipeline::{HyperStyle, Inversion};
+use crate::pipeline::{one_sample, HyperStyle, Inversion};
 use crate::saved::TensorFile;
 
 /// The key prefix of a rosinality checkpoint's generator.
@@ -56,7 +56,7 @@ impl<B: Backend> HyperStyle<B> {
         sample: usize,
         path: impl AsRef<Path>,
     ) -> Result<()> {
-        let offsets = inversion.offsets.sample(sample)?;
+        let (_, offsets) = one_sample(&inversion.latents, &inversion.offsets, sample)?;
         write_tuned_generator(self.generator(), Some(&offsets), path)
     }
 }

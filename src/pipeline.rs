@@ -154,6 +154,22 @@ impl<B: Backend> Inversion<B> {
     }
 }
 
+/// Sample `b` of W+ codes `[batch, n_styles, 512]` and of their offsets, the batch axis kept
+/// (size 1): what saved inversions, keyframes and exported generators keep of one image.
+pub(crate) fn one_sample<B: Backend>(
+    latents: &Tensor<B, 3>,
+    offsets: &WeightOffsets<B>,
+    b: usize,
+) -> Result<(Tensor<B, 3>, WeightOffsets<B>)> {
+    let batch = latents.dims()[0];
+    if b >= batch {
+        return Err(invalid_input(format!(
+            "sample {b} requested from an inversion of {batch}"
+        )));
+    }
+    Ok((latents.clone().narrow(0, b, 1), offsets.sample(b)?))
+}
+
 /// A loaded HyperStyle model: W encoder, average latent, hypernetwork and generator.
 ///
 /// A Burn [`Module`]: it can be moved to another device (`fork`) or its record saved like any

@@ -15,7 +15,7 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
 use crate::error::{invalid_file, invalid_input, Result};
-use crate::pipeline::{HyperStyleConfig, Inversion};
+use crate::pipeline::{one_sample, HyperStyleConfig, Inversion};
 
 /// Value of the `format` metadata entry of saved inversions.
 pub const FORMAT: &str = "hyperstyle-rs/inversion/1";
@@ -57,15 +57,10 @@ impl<B: Backend> SavedInversion<B> {
 
     /// Sample `b` of the batch (batch axis kept, size 1).
     pub fn sample(&self, b: usize) -> Result<Self> {
-        let batch = self.latents.dims()[0];
-        if b >= batch {
-            return Err(invalid_input(format!(
-                "sample {b} requested from an inversion of {batch}"
-            )));
-        }
+        let (latents, offsets) = one_sample(&self.latents, &self.offsets, b)?;
         Ok(Self {
-            latents: self.latents.clone().narrow(0, b, 1),
-            offsets: self.offsets.sample(b)?,
+            latents,
+            offsets,
             config: self.config.clone(),
         })
     }

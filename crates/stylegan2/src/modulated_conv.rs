@@ -19,7 +19,8 @@ const DEMOD_EPS: f32 = 1e-8;
 ///
 /// Both give the same function up to float rounding; which is faster depends on the backend and
 /// the batch size (BENCHMARKS.md). Grouped convolutions are never used: on GPUs they are an order
-/// of magnitude slower than either.
+/// of magnitude slower than either. On the CPU backend (feature `flex`) neither is used: the
+/// convolutions run as `hyperstyle_kernels::conv`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConvStrategy {
     /// One dense convolution per sample with that sample's kernel (the default).
@@ -197,6 +198,9 @@ impl<B: Backend> ModulatedConv2d<B> {
             }
         }
         let s = self.modulation.forward(style);
+        if let Some(y) = self.forward_native(&x, s.clone(), offset.clone()) {
+            return Ok(y);
+        }
         let y = match offset {
             // A batch shares W: modulate the activations and run one batched conv. A single
             // sample modulates the (much smaller) kernel instead, saving two passes over the
@@ -208,6 +212,31 @@ impl<B: Backend> ModulatedConv2d<B> {
             Some(kernel) => blur(y, kernel),
             None => y,
         })
+    }
+
+    /// The CPU backend's path: every sample's kernel prepared as with offsets (even when the batch
+    /// shares `W`: kernels are small next to activations), convolved by `hyperstyle_kernels::conv`,
+    /// then blurred. [`ConvStrategy`] does not apply. `None` where the kernels do not run (another
+    /// backend or dtype, or built without `flex`).
+    fn forward_native(&self, x: &Tensor<B, 4>, s: Tensor<B, 2>, offset: Option<Tensor<B, 5>>) -> Option<Tensor<B, 4>> {
+        #[cfg(feature = "flex")]
+        {
+            use hyperstyle_kernels::flex;
+            if !flex::accelerates(x) {
+                return None;
+            }
+            let weights = self.modulated_weights(s, offset);
+            let y = match &self.blur {
+                Some(kernel) => blur(flex::conv_transpose2d_stride2(x, &weights)?, kernel),
+                None => flex::conv2d_same(x, &weights)?,
+            };
+            Some(y)
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            let _ = (x, s, offset);
+            None
+        }
     }
 
     fn conv(&self, x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {

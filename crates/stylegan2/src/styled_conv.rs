@@ -68,6 +68,20 @@ impl<B: Backend> StyledConv<B> {
         strategy: ConvStrategy,
     ) -> Result<Tensor<B, 4>> {
         let y = self.conv.forward(x, style, offset, strategy)?;
+        #[cfg(feature = "flex")]
+        let y = {
+            use hyperstyle_kernels::flex;
+            if flex::accelerates(&y) {
+                let noise_weight: f32 = self.noise_weight.val().into_scalar().elem();
+                let bias = self.activate_bias.val();
+                match flex::noise_bias_leaky_relu(y, &noise, noise_weight, &bias, 0.2, std::f32::consts::SQRT_2) {
+                    Ok(y) => return Ok(y),
+                    Err(y) => y,
+                }
+            } else {
+                y
+            }
+        };
         let y = y + noise * self.noise_weight.val().reshape([1, 1, 1, 1]);
         let c = self.activate_bias.dims()[0];
         Ok(scaled_leaky_relu(y + self.activate_bias.val().reshape([1, c, 1, 1])))

@@ -4,7 +4,8 @@
 //! kernel (flipped, unlike a cross-correlation), then decimation; per channel. The generator only
 //! needs (a) the ToRGB skip up-sampling (up 2, pad (2,1)) and (b) the blur after a transposed conv
 //! (pad (1,1)); both are written as one Burn conv over channels folded into the batch, and unit
-//! tests check them against the general definition.
+//! tests check them against the general definition. On the CPU backend all three run as direct
+//! FIR loops instead (`hyperstyle_kernels::fir`), which skip the inserted zeros.
 
 use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv_transpose2d};
@@ -16,6 +17,9 @@ use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 pub struct FirKernel<B: Backend> {
     kernel: Tensor<B, 4>,
     flipped: Tensor<B, 4>,
+    /// The row-major values, for the CPU kernels.
+    #[module(skip)]
+    values: Vec<f32>,
 }
 
 impl<B: Backend> FirKernel<B> {
@@ -25,6 +29,7 @@ impl<B: Backend> FirKernel<B> {
         Self {
             kernel: Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, kh, kw]), device),
             flipped: Tensor::from_data(TensorData::new(flipped, [1, 1, kh, kw]), device),
+            values: values.to_vec(),
         }
     }
 
@@ -57,6 +62,35 @@ impl<B: Backend> FirKernel<B> {
     }
 }
 
+/// `upfirdn2d` without decimation by the CPU kernel (non-negative pads, up-sampling 1 or 2), or `None` where it does not
+/// apply (another backend, another dtype, cropping, or built without `flex`).
+fn native_upfirdn2d<B: Backend>(
+    x: &Tensor<B, 4>,
+    kernel: &FirKernel<B>,
+    up: usize,
+    pad: [i64; 2],
+) -> Option<Tensor<B, 4>> {
+    #[cfg(feature = "flex")]
+    {
+        let [p0, p1] = pad;
+        if (1..=2).contains(&up) && p0 >= 0 && p1 >= 0 {
+            return hyperstyle_kernels::flex::upfirdn2d(
+                x,
+                &kernel.values,
+                kernel.size(),
+                up,
+                [p0 as usize, p1 as usize],
+            );
+        }
+        None
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, kernel, up, pad);
+        None
+    }
+}
+
 fn fold_channels<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, [usize; 2]) {
     let [n, c, h, w] = x.dims();
     (x.reshape([n * c, 1, h, w]), [n, c])
@@ -76,6 +110,11 @@ pub fn upfirdn2d<B: Backend>(
     down: usize,
     pad: [i64; 2],
 ) -> Tensor<B, 4> {
+    if down == 1 {
+        if let Some(y) = native_upfirdn2d(&x, kernel, up, pad) {
+            return y;
+        }
+    }
     let (x, nc) = fold_channels(x);
     let [m, _, h, w] = x.dims();
     let device = x.device();
@@ -119,6 +158,9 @@ pub fn upsample_2x<B: Backend>(x: Tensor<B, 4>, kernel: &FirKernel<B>) -> Tensor
         let p = kh as i64 - 2;
         return upfirdn2d(x, kernel, 2, 1, [(p + 1) / 2 + 1, p / 2]);
     }
+    if let Some(y) = native_upfirdn2d(&x, kernel, 2, [2, 1]) {
+        return y;
+    }
     let (x, nc) = fold_channels(x);
     let y = conv_transpose2d(
         x,
@@ -137,6 +179,9 @@ pub fn blur<B: Backend>(x: Tensor<B, 4>, kernel: &FirKernel<B>) -> Tensor<B, 4> 
     if kh != 4 {
         let p = kh as i64 - 4;
         return upfirdn2d(x, kernel, 1, 1, [(p + 1) / 2 + 1, p / 2 + 1]);
+    }
+    if let Some(y) = native_upfirdn2d(&x, kernel, 1, [1, 1]) {
+        return y;
     }
     let (x, nc) = fold_channels(x);
     let y = conv2d(

@@ -1,0 +1,513 @@
+//! Convolutions where every sample may have its own kernel, as tiled im2col + GEMM.
+//!
+//! Both public functions reduce to one primitive: a stride-1 convolution over a *set of taps*
+//! (input offsets `(dy, dx)`, each with its `[out, in]` slice of the kernel) written to an output
+//! grid that may be strided in the destination. A "same" convolution is one such grid with all
+//! `k²` taps. A stride-2 transposed convolution splits into four phases (output rows and columns
+//! of each parity); each phase is an ordinary convolution of the input with the taps of that
+//! parity, written to every second row and column — the same multiply-adds as the transposed
+//! convolution, with no zero insertion and no scatter-add.
+//!
+//! Work is split into (sample, phase, band of output rows) items that run in parallel; each item
+//! unfolds its band into a column buffer of about [`COLUMN_BYTES`] (cache-sized, so the unfolded
+//! input never exists in full) and multiplies it by the packed kernel with `gemm`.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Target size of one item's column buffer: a band of output rows is as tall as fits.
+const COLUMN_BYTES: usize = 1 << 20;
+
+/// One kernel tap: it reads the input at `(y + dy, x + dx)` for output `(y, x)` and has index
+/// `index` among the kernel's `k·k` taps (row-major).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tap {
+    dy: isize,
+    dx: isize,
+    index: usize,
+}
+
+/// One output grid: which taps produce it and where its values go in an output plane.
+#[derive(Clone, Debug)]
+struct Phase {
+    taps: Vec<Tap>,
+    rows: usize,
+    cols: usize,
+    /// Offset of the grid's first value in the output plane.
+    offset: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl Phase {
+    /// Whether the grid's rows follow each other in the plane (then GEMM writes in place).
+    fn is_dense(&self) -> bool {
+        self.col_stride == 1 && self.row_stride == self.cols
+    }
+}
+
+/// `[batch, channels, height, width]`.
+pub type Dims = [usize; 4];
+
+/// A stride-1 convolution with zero padding `k / 2` ("same" size for odd `k`), each sample with
+/// its own kernel:
+/// `out[b, o, y, x] = Σ_{i, ky, kx} w[b, o, i, ky, kx] · x[b, i, y + ky − k/2, x + kx − k/2]`.
+///
+/// `x`: `[n, in, h, w]` (`dims`), `weights`: `[n or 1, out, in, k, k]` (`weight_batch` is `n` or
+/// 1; 1 shares the kernel) → `[n, out, h, w]`.
+///
+/// # Panics
+/// If a slice's length does not match its shape.
+pub fn conv2d_same(
+    x: &[f32],
+    dims: Dims,
+    weights: &[f32],
+    weight_batch: usize,
+    out_channels: usize,
+    k: usize,
+) -> Vec<f32> {
+    let [_, _, h, w] = dims;
+    let half = (k / 2) as isize;
+    let taps = (0..k * k)
+        .map(|index| Tap {
+            dy: (index / k) as isize - half,
+            dx: (index % k) as isize - half,
+            index,
+        })
+        .collect();
+    let phase = Phase {
+        taps,
+        rows: h,
+        cols: w,
+        offset: 0,
+        row_stride: w,
+        col_stride: 1,
+    };
+    run(x, dims, weights, weight_batch, out_channels, k * k, &[phase], h * w)
+}
+
+/// The output side of [`conv_transpose2d_stride2`] for input side `n` and kernel `k`.
+pub fn transposed_size(n: usize, k: usize) -> usize {
+    2 * n + k - 2
+}
+
+/// A stride-2 transposed convolution without padding, each sample with its own kernel:
+/// `out[b, o, 2y + ky, 2x + kx] += Σ_i w[b, o, i, ky, kx] · x[b, i, y, x]` (the kernel is indexed
+/// `[out, in]`, not flipped).
+///
+/// `x`: `[n, in, h, w]`, `weights`: `[n or 1, out, in, k, k]` →
+/// `[n, out, 2h + k − 2, 2w + k − 2]`.
+///
+/// # Panics
+/// If a slice's length does not match its shape, or `k` is 0.
+pub fn conv_transpose2d_stride2(
+    x: &[f32],
+    dims: Dims,
+    weights: &[f32],
+    weight_batch: usize,
+    out_channels: usize,
+    k: usize,
+) -> Vec<f32> {
+    let [_, _, h, w] = dims;
+    let (oh, ow) = (transposed_size(h, k), transposed_size(w, k));
+    // Output row o = 2y + ky: rows of parity p take the taps ky ≡ p (mod 2), reading input row
+    // y = m − (ky − p)/2 for phase row m (o = 2m + p).
+    let axis_taps = |parity: usize| -> Vec<(isize, usize)> {
+        (parity..k)
+            .step_by(2)
+            .map(|kk| (-(((kk - parity) / 2) as isize), kk))
+            .collect()
+    };
+    let mut phases = Vec::with_capacity(4);
+    for py in 0..2 {
+        for px in 0..2 {
+            let (rows, cols) = ((oh + 1 - py) / 2, (ow + 1 - px) / 2);
+            if rows == 0 || cols == 0 {
+                continue;
+            }
+            let mut taps = Vec::new();
+            for &(dy, ky) in &axis_taps(py) {
+                for &(dx, kx) in &axis_taps(px) {
+                    taps.push(Tap {
+                        dy,
+                        dx,
+                        index: ky * k + kx,
+                    });
+                }
+            }
+            phases.push(Phase {
+                taps,
+                rows,
+                cols,
+                offset: py * ow + px,
+                row_stride: 2 * ow,
+                col_stride: 2,
+            });
+        }
+    }
+    run(x, dims, weights, weight_batch, out_channels, k * k, &phases, oh * ow)
+}
+
+/// A raw output pointer shared by the parallel items, which write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+// SAFETY: the items that share it write pairwise disjoint elements of one live allocation (each
+// writes its own sample, phase and band of rows), and the allocation outlives the parallel loop.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A unit of work: one sample, one phase, output rows `rows.0..rows.1` of that phase.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    sample: usize,
+    phase: usize,
+    rows: (usize, usize),
+}
+
+/// The kernel of `phase` for one sample, packed `[out, in · taps]` (tap fastest), as GEMM's left
+/// operand. A phase with every tap in order is the stored layout itself.
+fn pack(weights: &[f32], out_channels: usize, in_channels: usize, kernel_taps: usize, phase: &Phase) -> Vec<f32> {
+    let taps = phase.taps.len();
+    let mut packed = Vec::with_capacity(out_channels * in_channels * taps);
+    for oi in weights.chunks_exact(kernel_taps) {
+        packed.extend(phase.taps.iter().map(|tap| oi[tap.index]));
+    }
+    debug_assert_eq!(packed.len(), out_channels * in_channels * taps);
+    packed
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    x: &[f32],
+    dims: Dims,
+    weights: &[f32],
+    weight_batch: usize,
+    out_channels: usize,
+    kernel_taps: usize,
+    phases: &[Phase],
+    plane: usize,
+) -> Vec<f32> {
+    let [n, in_channels, h, w] = dims;
+    let kernel_len = out_channels * in_channels * kernel_taps;
+    assert_eq!(
+        x.len(),
+        n * in_channels * h * w,
+        "input length does not match its shape"
+    );
+    assert!(
+        weight_batch == n || weight_batch == 1,
+        "weight batch must be 1 or the input batch"
+    );
+    assert_eq!(
+        weights.len(),
+        weight_batch * kernel_len,
+        "weight length does not match its shape"
+    );
+    let mut out = vec![0.0f32; n * out_channels * plane];
+    if out.is_empty() || in_channels == 0 {
+        return out;
+    }
+    // Packed kernels per (weight sample, phase); a full in-order tap set needs no copy.
+    let packed: Vec<Vec<Option<Vec<f32>>>> = weights
+        .chunks_exact(kernel_len)
+        .map(|kernel| {
+            phases
+                .iter()
+                .map(|phase| {
+                    let in_order =
+                        phase.taps.len() == kernel_taps && phase.taps.iter().enumerate().all(|(i, t)| t.index == i);
+                    (!in_order).then(|| pack(kernel, out_channels, in_channels, kernel_taps, phase))
+                })
+                .collect()
+        })
+        .collect();
+    let threads = rayon::current_num_threads().max(1);
+    let mut items = Vec::new();
+    for sample in 0..n {
+        for (p, phase) in phases.iter().enumerate() {
+            let depth = in_channels * phase.taps.len();
+            if depth == 0 {
+                continue;
+            }
+            // As many rows as fit the column budget, but enough bands to keep every thread busy.
+            let by_cache = (COLUMN_BYTES / (4 * depth * phase.cols)).max(1);
+            let by_threads = phase.rows.div_ceil(4 * threads).max(1);
+            let band = by_cache.min(by_threads);
+            let mut start = 0;
+            while start < phase.rows {
+                let end = (start + band).min(phase.rows);
+                items.push(Item {
+                    sample,
+                    phase: p,
+                    rows: (start, end),
+                });
+                start = end;
+            }
+        }
+    }
+    let ptr = OutPtr(out.as_mut_ptr());
+    let job = |buffers: &mut (Vec<f32>, Vec<f32>), item: &Item, parallelism: Parallelism| {
+        let phase = &phases[item.phase];
+        let ws = if weight_batch == 1 { 0 } else { item.sample };
+        let lhs = match &packed[ws][item.phase] {
+            Some(p) => p.as_slice(),
+            None => &weights[ws * kernel_len..(ws + 1) * kernel_len],
+        };
+        let input = &x[item.sample * in_channels * h * w..(item.sample + 1) * in_channels * h * w];
+        let plane_offset = item.sample * out_channels * plane;
+        // SAFETY: `ptr` points to `out`, alive for the whole loop; `run_item` writes only this
+        // item's sample, phase and rows, which no other item writes.
+        unsafe {
+            run_item(
+                input,
+                [in_channels, h, w],
+                lhs,
+                out_channels,
+                phase,
+                item.rows,
+                plane,
+                ptr.get().add(plane_offset),
+                buffers,
+                parallelism,
+            );
+        }
+    };
+    if items.len() >= threads && threads > 1 {
+        items.par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |buffers, item| job(buffers, item, Parallelism::None),
+        );
+    } else {
+        let mut buffers = (Vec::new(), Vec::new());
+        let parallelism = if threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        for item in &items {
+            job(&mut buffers, item, parallelism);
+        }
+    }
+    out
+}
+
+/// Computes rows `rows` of `phase` for one sample into `out` (that sample's first output plane).
+///
+/// # Safety
+/// `out` must be valid for writes of `out_channels · plane` values, and no other thread may access
+/// the elements of these rows of this phase while it runs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_item(
+    x: &[f32],
+    [in_channels, h, w]: [usize; 3],
+    lhs: &[f32],
+    out_channels: usize,
+    phase: &Phase,
+    (r0, r1): (usize, usize),
+    plane: usize,
+    out: *mut f32,
+    (columns, tile): &mut (Vec<f32>, Vec<f32>),
+    parallelism: Parallelism,
+) {
+    let cols = phase.cols;
+    let n = (r1 - r0) * cols;
+    let depth = in_channels * phase.taps.len();
+    columns.resize(depth * n, 0.0);
+    let mut row = 0;
+    for ci in 0..in_channels {
+        let channel = &x[ci * h * w..(ci + 1) * h * w];
+        for tap in &phase.taps {
+            let dst_row = &mut columns[row * n..(row + 1) * n];
+            row += 1;
+            // Valid output columns: 0 ≤ ox + dx < w.
+            let lo = (-tap.dx).clamp(0, cols as isize) as usize;
+            let hi = (w as isize - tap.dx).clamp(lo as isize, cols as isize) as usize;
+            for (r, seg) in (r0..r1).zip(dst_row.chunks_exact_mut(cols)) {
+                let iy = r as isize + tap.dy;
+                if iy < 0 || iy >= h as isize {
+                    seg.fill(0.0);
+                    continue;
+                }
+                let src = &channel[iy as usize * w..(iy as usize + 1) * w];
+                seg[..lo].fill(0.0);
+                let start = (lo as isize + tap.dx) as usize;
+                seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                seg[hi..].fill(0.0);
+            }
+        }
+    }
+    let dense = phase.is_dense();
+    let (dst, dst_rs) = if dense {
+        (out.add(phase.offset + r0 * cols), plane as isize)
+    } else {
+        tile.resize(out_channels * n, 0.0);
+        (tile.as_mut_ptr(), n as isize)
+    };
+    gemm::gemm(
+        out_channels,
+        n,
+        depth,
+        dst,
+        1,
+        dst_rs,
+        false,
+        lhs.as_ptr(),
+        1,
+        depth as isize,
+        columns.as_ptr(),
+        1,
+        n as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    );
+    if !dense {
+        for (co, values) in tile.chunks_exact(n).enumerate() {
+            let channel = out.add(co * plane + phase.offset);
+            for (r, row_values) in (r0..r1).zip(values.chunks_exact(cols)) {
+                let dst_row = channel.add(r * phase.row_stride);
+                for (c, &v) in row_values.iter().enumerate() {
+                    *dst_row.add(c * phase.col_stride) = v;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [−1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The definitions, in f64, by direct summation.
+    fn naive_same(x: &[f32], [n, ci, h, w]: Dims, wt: &[f32], wb: usize, co: usize, k: usize) -> Vec<f64> {
+        let half = (k / 2) as isize;
+        let mut out = vec![0.0f64; n * co * h * w];
+        for b in 0..n {
+            let wsel = if wb == 1 { 0 } else { b };
+            for o in 0..co {
+                for y in 0..h {
+                    for xx in 0..w {
+                        let mut acc = 0.0f64;
+                        for i in 0..ci {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let iy = y as isize + ky as isize - half;
+                                    let ix = xx as isize + kx as isize - half;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let wv = wt[(((wsel * co + o) * ci + i) * k + ky) * k + kx] as f64;
+                                    acc += wv * x[((b * ci + i) * h + iy as usize) * w + ix as usize] as f64;
+                                }
+                            }
+                        }
+                        out[((b * co + o) * h + y) * w + xx] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn naive_transposed(x: &[f32], [n, ci, h, w]: Dims, wt: &[f32], wb: usize, co: usize, k: usize) -> Vec<f64> {
+        let (oh, ow) = (transposed_size(h, k), transposed_size(w, k));
+        let mut out = vec![0.0f64; n * co * oh * ow];
+        for b in 0..n {
+            let wsel = if wb == 1 { 0 } else { b };
+            for o in 0..co {
+                for i in 0..ci {
+                    for y in 0..h {
+                        for xx in 0..w {
+                            let v = x[((b * ci + i) * h + y) * w + xx] as f64;
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let wv = wt[(((wsel * co + o) * ci + i) * k + ky) * k + kx] as f64;
+                                    out[((b * co + o) * oh + 2 * y + ky) * ow + 2 * xx + kx] += wv * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], depth: usize) {
+        assert_eq!(got.len(), want.len());
+        // Each output is a sum of `depth` products of values in [−1, 1): float32 rounding grows
+        // at most like depth · 2⁻²⁴ relative to the sum of |products| ≤ depth.
+        let bound = depth as f64 * depth as f64 * f32::EPSILON as f64;
+        let max = got
+            .iter()
+            .zip(want)
+            .map(|(&g, &w)| (g as f64 - w).abs())
+            .fold(0.0f64, f64::max);
+        assert!(max <= bound, "max-abs error {max:e} over bound {bound:e}");
+    }
+
+    #[test]
+    fn same_convolution_matches_the_definition() {
+        for &(n, ci, co, h, w, k, wb) in &[
+            (1, 3, 4, 5, 7, 3, 1),
+            (2, 4, 3, 6, 5, 3, 2),
+            (3, 5, 2, 4, 4, 1, 3),
+            (2, 2, 5, 9, 3, 5, 1),
+            (1, 6, 3, 1, 1, 3, 1),
+        ] {
+            let x = values(n * ci * h * w, 1);
+            let wt = values(wb * co * ci * k * k, 2);
+            let got = conv2d_same(&x, [n, ci, h, w], &wt, wb, co, k);
+            assert_close(&got, &naive_same(&x, [n, ci, h, w], &wt, wb, co, k), ci * k * k);
+        }
+    }
+
+    #[test]
+    fn transposed_convolution_matches_the_definition() {
+        for &(n, ci, co, h, w, k, wb) in &[
+            (1, 3, 4, 4, 4, 3, 1),
+            (2, 4, 3, 5, 3, 3, 2),
+            (2, 2, 3, 3, 6, 4, 1),
+            (1, 3, 2, 2, 2, 1, 1),
+            (1, 2, 2, 1, 1, 3, 1),
+        ] {
+            let x = values(n * ci * h * w, 3);
+            let wt = values(wb * co * ci * k * k, 4);
+            let got = conv_transpose2d_stride2(&x, [n, ci, h, w], &wt, wb, co, k);
+            assert_close(&got, &naive_transposed(&x, [n, ci, h, w], &wt, wb, co, k), ci * k * k);
+        }
+    }
+
+    #[test]
+    fn many_bands_give_the_same_result_as_one() {
+        // Tall enough that the rows split into several bands per sample.
+        let (n, ci, co, h, w, k) = (2, 3, 2, 64, 9, 3);
+        let x = values(n * ci * h * w, 5);
+        let wt = values(n * co * ci * k * k, 6);
+        let got = conv2d_same(&x, [n, ci, h, w], &wt, n, co, k);
+        assert_close(&got, &naive_same(&x, [n, ci, h, w], &wt, n, co, k), ci * k * k);
+    }
+}

@@ -1,0 +1,21 @@
+//! CPU kernels for the operations that dominate StyleGAN2 synthesis, on plain `f32` slices in
+//! `[batch, channels, height, width]` order:
+//!
+//! * [`conv`]: convolutions where every sample has its own kernel (modulated convolutions) —
+//!   "same" stride-1 and stride-2 transposed — as tiled im2col + GEMM, with no grouped
+//!   convolution, no zero insertion and no full-size unfolded buffer;
+//! * [`fir`]: FIR filtering with optional 2× up-sampling (`upfirdn2d` without decimation);
+//! * [`activation`]: noise injection + bias + scaled leaky ReLU in one pass, in place.
+//!
+//! Work is spread over rayon's thread pool; GEMM uses the `gemm` crate's micro-kernels (AVX-512
+//! where the CPU has it, chosen at run time). With the `flex` feature, [`flex`] runs them on Burn
+//! tensors of the burn-flex CPU backend and declines every other backend, so model code can call
+//! them first and fall back to its tensor-operation form.
+
+#![warn(missing_docs)]
+
+pub mod activation;
+pub mod conv;
+pub mod fir;
+#[cfg(feature = "flex")]
+pub mod flex;

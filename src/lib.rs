@@ -36,6 +36,7 @@ pub mod error;
 pub mod export;
 pub mod image_ops;
 pub mod io;
+pub mod npy;
 pub mod pipeline;
 pub mod resize;
 pub mod saved;

@@ -1,0 +1,189 @@
+//! Writing NumPy `.npy` files, so that upstream's Python tools (and `np.load`) read what the
+//! examples write.
+//!
+//! The format is NPY version 1.0: the magic string `\x93NUMPY`, the version bytes `1, 0`, a
+//! little-endian `u16` header length, then an ASCII Python dict literal describing the array
+//! (`{'descr': '<f4', 'fortran_order': False, 'shape': (18, 512), }`), padded with spaces and
+//! ended by a newline so that the data starts at a multiple of 64 bytes, then the elements in C
+//! (row-major) order, little-endian. The header is byte-for-byte what `np.save` writes for the
+//! same array, so `np.load(path)` returns a plain array (no `allow_pickle`).
+//!
+//! Only plain numeric arrays are written. NumPy's object arrays (a dict or a list of arrays saved
+//! with `np.save`, read back with `allow_pickle=True`) are pickles and are deliberately not
+//! supported: such data is written as several plain arrays instead.
+//!
+//! ```no_run
+//! # fn main() -> hyperstyle::Result<()> {
+//! let latents = vec![0.5f32; 18 * 512];
+//! hyperstyle::npy::write("latents.npy", &[18, 512], &latents)?;
+//! # Ok(()) }
+//! ```
+
+use std::io::Write;
+use std::path::Path;
+
+use hyperstyle_core::atomic::write_atomically_with;
+
+use crate::error::{invalid_input, Error, Result};
+
+/// The magic string that opens every `.npy` file.
+pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// The header (magic, version, length, dict) is padded to a multiple of this, as `np.save` does.
+pub const ALIGN: usize = 64;
+
+/// An element type that can be stored in a `.npy` file.
+pub trait Element: Copy {
+    /// NumPy's type string: byte order (`<` little-endian, `|` not applicable), kind and size
+    /// in bytes (`<f4` is float32).
+    const DESCR: &'static str;
+    /// Appends the element's little-endian bytes to `out`.
+    fn extend_le(self, out: &mut Vec<u8>);
+}
+
+macro_rules! element {
+    ($($t:ty => $descr:literal),* $(,)?) => {$(
+        impl Element for $t {
+            const DESCR: &'static str = $descr;
+            fn extend_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+
+element!(
+    f32 => "<f4",
+    f64 => "<f8",
+    u8 => "|u1",
+    i8 => "|i1",
+    u16 => "<u2",
+    i16 => "<i2",
+    u32 => "<u4",
+    i32 => "<i4",
+    u64 => "<u8",
+    i64 => "<i8",
+);
+
+/// The number of elements of an array of `shape` (1 for the empty shape, a scalar), or an error
+/// if it overflows.
+fn element_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| invalid_input(format!("npy: the shape {shape:?} has too many elements")))
+}
+
+/// The complete header of a version 1.0 file for an array of type `descr` and `shape`: magic,
+/// version, header length and the padded dict, `ALIGN`-aligned. An error if the dict does not
+/// fit version 1.0's 16-bit length (a shape with thousands of dimensions).
+pub fn header(descr: &str, shape: &[usize]) -> Result<Vec<u8>> {
+    // Python's repr of a tuple: `()`, `(5,)`, `(2, 3)`.
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape_repr = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_repr}, }}");
+    let prefix = MAGIC.len() + 2 + 2;
+    // Spaces, then the newline, up to the next multiple of ALIGN.
+    let unpadded = prefix + dict.len() + 1;
+    let total = unpadded.div_ceil(ALIGN) * ALIGN;
+    let header_len = u16::try_from(total - prefix).map_err(|_| {
+        invalid_input(format!(
+            "npy: the header for shape {shape:?} is too long for format 1.0"
+        ))
+    })?;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// The whole file for `data` of `shape` (row-major), in memory. An error if `data` does not
+/// hold exactly the shape's number of elements.
+pub fn to_bytes<T: Element>(shape: &[usize], data: &[T]) -> Result<Vec<u8>> {
+    check_len(shape, data.len())?;
+    let mut out = header(T::DESCR, shape)?;
+    out.reserve(std::mem::size_of_val(data));
+    for &v in data {
+        v.extend_le(&mut out);
+    }
+    Ok(out)
+}
+
+fn check_len(shape: &[usize], len: usize) -> Result<()> {
+    let expected = element_count(shape)?;
+    if expected != len {
+        return Err(invalid_input(format!(
+            "npy: shape {shape:?} needs {expected} elements, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `data` of `shape` (row-major) to `path` as a `.npy` file, atomically (a temporary file
+/// beside it, then a rename): `np.load(path)` gives an array of that shape and `T`'s dtype. An
+/// error if `data` does not hold exactly the shape's number of elements, or on I/O failure.
+pub fn write<T: Element>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) -> Result<()> {
+    let path = path.as_ref();
+    check_len(shape, data.len())?;
+    let head = header(T::DESCR, shape)?;
+    let io = |e| Error::Core(hyperstyle_core::Error::io(path, e));
+    write_atomically_with(
+        path,
+        |w| {
+            w.write_all(&head).map_err(io)?;
+            // Converted in chunks: large arrays (a face's weight offsets are ~94 MB) are never
+            // copied whole.
+            let mut buf = Vec::with_capacity(1 << 16);
+            for chunk in data.chunks((1 << 16) / std::mem::size_of::<T>().max(1)) {
+                buf.clear();
+                for &v in chunk {
+                    v.extend_le(&mut buf);
+                }
+                w.write_all(&buf).map_err(io)?;
+            }
+            Ok(())
+        },
+        |_, e| io(e),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_what_numpy_writes() {
+        let h = header("<f4", &[18, 512]).unwrap();
+        assert_eq!(h.len(), 128);
+        assert_eq!(&h[..8], b"\x93NUMPY\x01\x00");
+        assert_eq!(u16::from_le_bytes([h[8], h[9]]), 118);
+        let dict = std::str::from_utf8(&h[10..]).unwrap();
+        assert!(dict.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (18, 512), }"));
+        assert!(dict.ends_with(" \n"));
+        let one = header("<f4", &[5]).unwrap();
+        assert!(std::str::from_utf8(&one[10..]).unwrap().contains("'shape': (5,), }"));
+        let scalar = header("<f8", &[]).unwrap();
+        assert!(std::str::from_utf8(&scalar[10..]).unwrap().contains("'shape': (), }"));
+        for shape in [&[][..], &[1], &[3, 4, 5, 6, 7, 8, 9, 10, 11]] {
+            assert_eq!(header("|u1", shape).unwrap().len() % ALIGN, 0);
+        }
+    }
+
+    #[test]
+    fn data_follow_the_header_little_endian() {
+        let bytes = to_bytes(&[2], &[1.0f32, -2.5]).unwrap();
+        assert_eq!(bytes.len(), 128 + 8);
+        assert_eq!(&bytes[128..], &[0, 0, 0x80, 0x3f, 0, 0, 0x20, 0xc0]);
+        assert!(to_bytes(&[3], &[1.0f32, 2.0]).unwrap_err().is_invalid_input());
+        assert!(to_bytes::<u8>(&[usize::MAX, 2], &[]).unwrap_err().is_invalid_input());
+        // Each dimension takes three characters of the dict: 30000 exceed the 16-bit length.
+        assert!(header("<f4", &vec![1; 30000]).is_err_and(|e| e.is_invalid_input()));
+    }
+}

@@ -1,18 +1,24 @@
 //! Edit photos with HyperStyle: InterFaceGAN age / smile / pose for faces, GANSpace for cars.
 //!
 //! ```text
-//! cargo run --release --example edit                          # bundled demo: age, factors −5..4
+//! cargo run --release --example edit                          # bundled demo: age, smile, pose, factors −5..4
 //! cargo run --release --example edit -- --edit ganspace       # bundled cars demo, five GANSpace edits
+//! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors \
+//!     --w-encoder faces_w_encoder.safetensors --direction age.safetensors \
+//!     --direction smile.safetensors --direction pose.safetensors --layout upstream photos/
 //! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors --edit smile --direction smile.safetensors \
 //!     --factor-range 5 photos/
 //! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors --edit age \
 //!     --direction age.safetensors --factor 3 --inversion out/invert/face.safetensors
 //! ```
-//! Each input gets `NAME_EDIT.png`: input | inversion | one column per edit, at the generator's
-//! resolution, and every result on its own (`NAME_inversion.png`, `NAME_LABEL.png`).
-//! Models, directions and PCA data are converted from the upstream `.pt` files with
-//! `weights-convert`.
+//! Faces get all three InterFaceGAN edits (upstream's `--edit_directions age,smile,pose`) over
+//! upstream's factor range unless `--edit` / `--factor` say otherwise. Each input gets, per edit,
+//! `NAME_EDIT.png`: input | inversion | one column per factor, at the generator's resolution, and
+//! every result on its own (`NAME_inversion.png`, `NAME_EDIT_LABEL.png`). `--layout upstream`
+//! writes upstream's editing folders instead (`editing_results/EDIT/FILE`, `editing_coupled/FILE`;
+//! examples/common/upstream.rs). Models, directions and PCA data are converted from the upstream
+//! `.pt` files with `weights-convert`.
 
 mod common;
 
@@ -21,9 +27,10 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::{Parser, ValueEnum};
+use common::upstream::{network_input_image, EditWriter, Layout};
 use common::{
-    file_part, load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError, Failures, ModelArgs,
-    Outputs,
+    file_part, limit_images, load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError,
+    Failures, ModelArgs, Outputs,
 };
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
@@ -56,13 +63,15 @@ struct Args {
     /// Domain, overriding the checkpoint's: faces, cars or wild.
     #[arg(long)]
     domain: Option<Domain>,
-    /// The edit.
-    #[arg(long, value_enum, default_value_t = EditKind::Age)]
-    edit: EditKind,
-    /// Converted InterFaceGAN direction (from `editing/interfacegan_directions/NAME.pt`); needed for
-    /// age / smile / pose with --model.
+    /// The edits, comma-separated: any of age, smile, pose (InterFaceGAN, faces; upstream's
+    /// --edit_directions), or ganspace alone (cars).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [EditKind::Age, EditKind::Smile, EditKind::Pose])]
+    edit: Vec<EditKind>,
+    /// Converted InterFaceGAN direction (from `editing/interfacegan_directions/NAME.pt`), one per
+    /// edit with --model, matched to the edit by its file stem (`age.safetensors` serves age);
+    /// with a single edit, a single direction of any name serves it. Repeatable.
     #[arg(long)]
-    direction: Option<PathBuf>,
+    direction: Vec<PathBuf>,
     /// Converted GANSpace PCA data (from `editing/ganspace_directions/cars_pca.pt`); needed for
     /// ganspace with --model.
     #[arg(long)]
@@ -88,6 +97,18 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "out/edit")]
     output: PathBuf,
+    /// What is written: flat (NAME_EDIT.png grids and every result, in the output folder) or
+    /// upstream (upstream's folders: editing_results/EDIT/FILE rows and editing_coupled/FILE; cars:
+    /// editing_coupled/STEM.jpg). The upstream layout needs photos (its rows start with the input).
+    #[arg(long, value_enum, default_value_t = Layout::Flat)]
+    layout: Layout,
+    /// With --layout upstream: write the faces' rows at 256×256 per image instead of the
+    /// generator's size (upstream's --resize_outputs; its cars script ignores it, and so does this).
+    #[arg(long)]
+    resize_outputs: bool,
+    /// Edit only the first N photos (folders expanded and sorted first; upstream's --n_images).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    n_images: Option<u64>,
     /// Images (PNG, JPEG) or folders of images to invert and edit.
     inputs: Vec<PathBuf>,
 }
@@ -115,7 +136,7 @@ impl EditKind {
     }
 }
 
-/// What is applied to every input.
+/// One edit applied to every input.
 enum Edit {
     InterFaceGan {
         name: &'static str,
@@ -129,6 +150,15 @@ enum Edit {
 }
 
 impl Edit {
+    /// The edit's name: the folder of its rows in the upstream layout, the part of the flat
+    /// layout's file names.
+    fn name(&self) -> &'static str {
+        match self {
+            Edit::InterFaceGan { name, .. } => name,
+            Edit::GanSpace { .. } => EditKind::Ganspace.name(),
+        }
+    }
+
     /// `[1, n_styles, 512]` → `[n_edits, n_styles, 512]`.
     fn apply(&self, latents: Tensor<B, 3>) -> hyperstyle::Result<Tensor<B, 3>> {
         let edited = match self {
@@ -166,11 +196,12 @@ impl Edit {
     }
 }
 
-/// The demo configuration and photo for an edit.
-fn demo_config(kind: EditKind) -> (&'static str, &'static str) {
-    match kind {
-        EditKind::Ganspace => ("cars512", "coffee.png"),
-        _ => ("ffhq256", "astronaut.png"),
+/// The demo configuration and photo for the edits.
+fn demo_config(kinds: &[EditKind]) -> (&'static str, &'static str) {
+    if kinds.contains(&EditKind::Ganspace) {
+        ("cars512", "coffee.png")
+    } else {
+        ("ffhq256", "astronaut.png")
     }
 }
 
@@ -185,8 +216,57 @@ fn demo_tensors(demo: &Demo, tensors: &[(&str, &str, Vec<usize>, f64, f64)]) -> 
     Ok(WeightStore::from_tensors(named)?)
 }
 
-fn load_edit(args: &Args, demo: Option<&Demo>, n_styles: usize, device: &Device<B>) -> Result<Edit, BoxError> {
-    if args.edit == EditKind::Ganspace {
+/// The edits `--edit` asks for, in order, each with its data; every `--direction` must serve one.
+fn load_edits(args: &Args, demo: Option<&Demo>, n_styles: usize, device: &Device<B>) -> Result<Vec<Edit>, BoxError> {
+    if args.edit.is_empty() {
+        return Err("--edit needs at least one edit".into());
+    }
+    if args.edit.contains(&EditKind::Ganspace) && args.edit.len() > 1 {
+        return Err("--edit ganspace (cars) cannot be combined with other edits".into());
+    }
+    for (i, kind) in args.edit.iter().enumerate() {
+        if args.edit[..i].contains(kind) {
+            return Err(format!("--edit names {} twice", kind.name()).into());
+        }
+    }
+    let mut used = vec![false; args.direction.len()];
+    let mut edits = Vec::with_capacity(args.edit.len());
+    for &kind in &args.edit {
+        edits.push(load_edit(args, kind, &mut used, demo, n_styles, device)?);
+    }
+    if let Some(unused) = used.iter().position(|u| !u) {
+        return Err(format!(
+            "--direction {} serves none of the edits ({}): a direction's file stem names its edit",
+            args.direction[unused].display(),
+            args.edit.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+        )
+        .into());
+    }
+    Ok(edits)
+}
+
+/// The `--direction` file for InterFaceGAN edit `name`: the one whose stem is `name`, or the only
+/// one when there is only one edit. Marks it used.
+fn direction_file<'a>(args: &'a Args, name: &str, used: &mut [bool]) -> Option<&'a Path> {
+    let stem_is = |p: &PathBuf| p.file_stem().and_then(|s| s.to_str()) == Some(name);
+    let index = args
+        .direction
+        .iter()
+        .position(stem_is)
+        .or_else(|| (args.edit.len() == 1 && args.direction.len() == 1).then_some(0))?;
+    used[index] = true;
+    Some(&args.direction[index])
+}
+
+fn load_edit(
+    args: &Args,
+    kind: EditKind,
+    used: &mut [bool],
+    demo: Option<&Demo>,
+    n_styles: usize,
+    device: &Device<B>,
+) -> Result<Edit, BoxError> {
+    if kind == EditKind::Ganspace {
         let ganspace = match (&args.ganspace, demo) {
             (Some(path), _) => GanSpace::from_file(path, device)?,
             (None, Some(demo)) => GanSpace::load(
@@ -215,12 +295,12 @@ fn load_edit(args: &Args, demo: Option<&Demo>, n_styles: usize, device: &Device<
         };
         return Ok(Edit::GanSpace { ganspace, edits });
     }
-    let name = args.edit.name();
-    let direction = match (&args.direction, demo) {
+    let name = kind.name();
+    let direction = match (direction_file(args, name, used), demo) {
         (Some(path), _) => InterFaceGanDirection::from_file(path, device)?,
         (None, Some(demo)) => {
             // Upstream's pose direction has one row per W+ row; the demo's has the demo model's.
-            let shape = if args.edit == EditKind::Pose {
+            let shape = if kind == EditKind::Pose {
                 vec![1, n_styles, 512]
             } else {
                 vec![1, 512]
@@ -231,7 +311,13 @@ fn load_edit(args: &Args, demo: Option<&Demo>, n_styles: usize, device: &Device<
             )?;
             InterFaceGanDirection::load(&store, device)?
         }
-        (None, None) => return Err(format!("--edit {name} needs --direction {name}.safetensors").into()),
+        (None, None) => {
+            return Err(format!(
+                "the {name} edit needs --direction {name}.safetensors (converted from upstream's \
+                 editing/interfacegan_directions/{name}.pt), or leave it out of --edit"
+            )
+            .into())
+        }
     };
     let factors = match args.factor {
         Some(f) if f.is_finite() => vec![f],
@@ -248,6 +334,11 @@ fn load_edit(args: &Args, demo: Option<&Demo>, n_styles: usize, device: &Device<
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let device = Default::default();
+    if args.layout == Layout::Upstream && !args.inversion.is_empty() {
+        return Err(
+            "--layout upstream writes rows that start with the input photo: give photos, not --inversion".into(),
+        );
+    }
 
     // The model: HyperStyle to invert images, or only its generator for saved inversions.
     let saved_only = args.inputs.is_empty() && !args.inversion.is_empty();
@@ -266,7 +357,7 @@ fn main() -> Result<(), BoxError> {
         }
         (None, _) if saved_only => {
             // Saved inversions of the demo only need its generator.
-            let demo = Demo::load(demo_config(args.edit).0)?;
+            let demo = Demo::load(demo_config(&args.edit).0)?;
             println!(
                 "No --model given: the bundled {} demo generator renders the given inversions.",
                 demo.name()
@@ -279,7 +370,7 @@ fn main() -> Result<(), BoxError> {
                 w_encoder: args.w_encoder.clone(),
                 domain: args.domain,
             };
-            let (model, demo) = model_args.load(demo_config(args.edit).0, &device)?;
+            let (model, demo) = model_args.load(demo_config(&args.edit).0, &device)?;
             (Some(model), None, demo)
         }
     };
@@ -294,50 +385,81 @@ fn main() -> Result<(), BoxError> {
         (None, None) => args.domain.unwrap_or(Domain::Faces),
     };
     let n_styles = generator.config().n_latent();
-    let edit = load_edit(&args, demo.as_ref(), n_styles, &device)?;
+    let edits = load_edits(&args, demo.as_ref(), n_styles, &device)?;
     let editor = Editor::new(generator, domain).with_max_batch(args.max_batch as usize);
     let n_iters = refinement_steps(args.iters, demo.as_ref(), 3)?;
     let mut inputs = args.inputs.clone();
     if let (Some(demo), true) = (&demo, inputs.is_empty() && args.inversion.is_empty()) {
-        inputs.push(demo.photo(demo_config(args.edit).1));
+        inputs.push(demo.photo(demo_config(&args.edit).1));
     }
-    println!(
-        "Columns: input (photos only) | inversion | {}",
-        edit.labels().join(" | ")
-    );
+    for edit in &edits {
+        println!(
+            "{}: input (photos only) | inversion | {}",
+            edit.name(),
+            edit.labels().join(" | ")
+        );
+    }
 
     let mut failures = Failures::default();
-    let images = load_images(&inputs, &mut failures);
-    let labels = edit.labels();
-    let n_edits = labels.len();
+    let images = limit_images(load_images(&inputs, &mut failures), args.n_images);
+    let n_edits: usize = edits.iter().map(|e| e.labels().len()).sum();
     let total = images.len() * (n_iters + n_edits) + args.inversion.len() * (1 + n_edits);
     let bar = progress_bar(total, "generator/refinement passes")?;
     let mut input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
     input_files.extend(args.inversion.iter().cloned());
     let mut outputs = Outputs::new(&args.output, &input_files)?;
+    let mut upstream = match (args.layout, &model) {
+        (Layout::Upstream, Some(model)) => Some(EditWriter::new(
+            &args.output,
+            &input_files,
+            model.config(),
+            args.resize_outputs,
+        )?),
+        _ => None,
+    };
 
     // Photos: invert, then edit with the inversion's latents and offsets.
     if let Some(model) = &model {
         for (path, image) in &images {
             let start = Instant::now();
-            let name = outputs.name(path);
             let result = (|| -> Result<PathBuf, BoxError> {
                 let inversion =
                     model.invert_images_with_progress(std::slice::from_ref(image), n_iters, |_| bar.inc(1))?;
-                let reconstruction = inversion.last_step().image.clone();
-                let edits = render(&editor, &edit, inversion.latents, &inversion.offsets, &bar)?;
-                if let Some(demo) = &demo {
-                    report_edits(demo, &edit, &edits, path, domain, &bar);
+                let mut rendered = Vec::with_capacity(edits.len());
+                for edit in &edits {
+                    let images = render(&editor, edit, inversion.latents.clone(), &inversion.offsets, &bar)?;
+                    if let Some(demo) = &demo {
+                        report_edits(demo, edit, &images, path, domain, &bar);
+                    }
+                    rendered.push(images);
                 }
-                write_grid(
-                    &args,
-                    &outputs,
-                    &name,
-                    Some(image.clone()),
-                    reconstruction,
-                    edits,
-                    &labels,
-                )
+                match &mut upstream {
+                    Some(writer) => {
+                        let name = writer.name(path);
+                        let input = network_input_image::<B>(image, model.input_size(), &device)?;
+                        let mut results = Vec::with_capacity(edits.len());
+                        for (edit, images) in edits.iter().zip(rendered) {
+                            results.push((edit.name().to_string(), tensor_to_images(images)?));
+                        }
+                        if let [(_, cars)] = results.as_slice() {
+                            if args.edit == [EditKind::Ganspace] {
+                                let last = tensor_to_images(inversion.last_step().image.clone())?.remove(0);
+                                return writer.write_cars(&name, &input, &last, cars);
+                            }
+                        }
+                        // Upstream's face editing shows the final reconstruction as the network
+                        // sees it: pooled to the input size.
+                        let last = tensor_to_images(inversion.last_step().pooled.clone())?.remove(0);
+                        writer.write_faces(&name, &input, &last, &results)
+                    }
+                    None => {
+                        let name = outputs.name(path);
+                        let reconstruction = inversion.last_step().image.clone();
+                        let written =
+                            write_grids(&outputs, &name, Some(image.clone()), reconstruction, &edits, rendered)?;
+                        Ok(written.into_iter().last().unwrap_or_default())
+                    }
+                }
             })();
             failures.record(&bar, path, start, result);
         }
@@ -362,20 +484,22 @@ fn main() -> Result<(), BoxError> {
                 let sample = saved.sample(b)?;
                 let reconstruction = editor.render(sample.latents.clone(), Some(&sample.offsets))?;
                 bar.inc(1);
-                let edits = render(&editor, &edit, sample.latents, &sample.offsets, &bar)?;
+                let mut rendered = Vec::with_capacity(edits.len());
+                for edit in &edits {
+                    rendered.push(render(&editor, edit, sample.latents.clone(), &sample.offsets, &bar)?);
+                }
                 let sample_name = if batch == 1 {
                     name.clone()
                 } else {
                     format!("{name}_{b}")
                 };
-                written.push(write_grid(
-                    &args,
+                written.extend(write_grids(
                     &outputs,
                     &sample_name,
                     None,
                     reconstruction,
-                    edits,
-                    &labels,
+                    &edits,
+                    rendered,
                 )?);
             }
             Ok(written)
@@ -410,36 +534,40 @@ fn render(
     Ok(images)
 }
 
-/// Writes every result at the generator's resolution, `NAME_inversion.png` and `NAME_LABEL.png`
-/// per edit (`face_age_+3.png`, `car_Pose_I.png`), and the grid `NAME_EDIT.png`: input (if any)
-/// | inversion | edits, at the same resolution. Returns the grid's path.
-fn write_grid(
-    args: &Args,
+/// The flat layout: every result at the generator's resolution, `NAME_inversion.png` and
+/// `NAME_EDIT_LABEL.png` per edited image (`face_age_age_+3.png`, `car_ganspace_Pose_I.png`), and per
+/// edit the grid `NAME_EDIT.png`: input (if any) | inversion | edits, at the same resolution.
+/// `rendered[k]` holds the images of `edits[k]`. Returns the grids' paths.
+fn write_grids(
     outputs: &Outputs,
     name: &str,
     input: Option<RgbImage>,
     reconstruction: Tensor<B, 4>,
-    edits: Tensor<B, 4>,
-    labels: &[String],
-) -> Result<PathBuf, BoxError> {
+    edits: &[Edit],
+    rendered: Vec<Tensor<B, 4>>,
+) -> Result<Vec<PathBuf>, BoxError> {
     let inversion = tensor_to_images(reconstruction)?;
-    let edited = tensor_to_images(edits)?;
     for image in &inversion {
         save_image(image, outputs.file(&format!("{name}_inversion.png"))?)?;
     }
-    for (image, label) in edited.iter().zip(labels) {
-        save_image(
-            image,
-            outputs.file(&format!("{name}_{}_{}.png", args.edit.name(), file_part(label)))?,
-        )?;
-    }
     let height = inversion.first().map_or(1, |i| i.height());
-    let mut columns: Vec<RgbImage> = input.into_iter().collect();
-    columns.extend(inversion);
-    columns.extend(edited);
-    let path = outputs.file(&format!("{name}_{}.png", args.edit.name()))?;
-    save_image(&side_by_side(&columns, height), &path)?;
-    Ok(path)
+    let mut grids = Vec::with_capacity(edits.len());
+    for (edit, images) in edits.iter().zip(rendered) {
+        let edited = tensor_to_images(images)?;
+        for (image, label) in edited.iter().zip(edit.labels()) {
+            save_image(
+                image,
+                outputs.file(&format!("{name}_{}_{}.png", edit.name(), file_part(&label)))?,
+            )?;
+        }
+        let mut columns: Vec<RgbImage> = input.iter().cloned().collect();
+        columns.extend(inversion.iter().cloned());
+        columns.extend(edited);
+        let path = outputs.file(&format!("{name}_{}.png", edit.name()))?;
+        save_image(&side_by_side(&columns, height), &path)?;
+        grids.push(path);
+    }
+    Ok(grids)
 }
 
 /// Demo: how far each edit that upstream also computed is from its output.

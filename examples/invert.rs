@@ -4,17 +4,25 @@
 //! cargo run --release --example invert                       # bundled demo, checked against upstream
 //! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors --iters 5 photos/ --save-tensors
+//! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
+//!     --w-encoder faces_w_encoder.safetensors --layout upstream --save-weight-deltas photos/
 //! ```
-//! Models are converted with `weights-convert` from the upstream `.pt` files.
+//! By default every file goes to the output folder, named after its input (`NAME_step0.png`, …,
+//! `NAME_grid.png`); `--layout upstream` writes upstream's `scripts/inference.py` folders instead
+//! (`inference_results/<step>/`, `inference_coupled/`, `latents.npy`, `weight_deltas/`,
+//! `stats.txt`; examples/common/upstream.rs). Models are converted with `weights-convert` from
+//! the upstream `.pt` files.
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
+use common::upstream::{network_input_image, sample_deltas, InferenceWriter, Layout};
 use common::{
-    load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError, Failures, ModelArgs, Outputs,
+    limit_images, load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError, Failures,
+    ModelArgs, Outputs,
 };
 use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
 use hyperstyle::io::{save_image, tensor_to_images};
@@ -36,6 +44,23 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "out/invert")]
     output: PathBuf,
+    /// What is written: flat (NAME_step0.png, …, NAME_grid.png in the output folder) or upstream
+    /// (upstream's folders: inference_results/STEP/FILE, inference_coupled/FILE, latents.npy with
+    /// latents_names.txt, stats.txt).
+    #[arg(long, value_enum, default_value_t = Layout::Flat)]
+    layout: Layout,
+    /// Write the step images at the network's input size (256×256; cars 256×192), the pooled
+    /// images, instead of the generator's (upstream's --resize_outputs).
+    #[arg(long)]
+    resize_outputs: bool,
+    /// Invert only the first N inputs (folders expanded and sorted first; upstream's --n_images).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    n_images: Option<u64>,
+    /// With --layout upstream: also write each image's final weight offsets, float32
+    /// weight_deltas/STEM/layer_JJ.npy per tuned layer, ~94 MB per face (upstream's
+    /// --save_weight_deltas; upstream writes one pickled STEM.npy instead).
+    #[arg(long)]
+    save_weight_deltas: bool,
     /// Also write NAME.safetensors per input: latents, the final offsets and each step's raw
     /// image (full resolution and pooled); `edit --inversion` reads it.
     #[arg(long)]
@@ -75,16 +100,31 @@ fn main() -> Result<(), BoxError> {
     if inputs.is_empty() {
         return Err("no input images given".into());
     }
+    if args.save_weight_deltas && args.layout != Layout::Upstream {
+        return Err("--save-weight-deltas belongs to --layout upstream (the flat layout has --save-tensors)".into());
+    }
     // Load every image first: a bad file is reported and skipped, the others go on.
     let mut failures = Failures::default();
-    let images = load_images(&inputs, &mut failures);
+    let images = limit_images(load_images(&inputs, &mut failures), args.n_images);
     let input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
     let mut outputs = Outputs::new(&args.output, &input_files)?;
+    let mut upstream = match args.layout {
+        Layout::Flat => None,
+        Layout::Upstream => Some(InferenceWriter::new(
+            &args.output,
+            &input_files,
+            model.config(),
+            args.resize_outputs,
+        )?),
+    };
     let bar = progress_bar(images.len() * n_iters, "steps")?;
     for chunk in images.chunks(args.batch as usize) {
         let start = Instant::now();
         let photos: Vec<RgbImage> = chunk.iter().map(|(_, image)| image.clone()).collect();
         let result = model.invert_images_with_progress(&photos, n_iters, |_| bar.inc(chunk.len() as u64));
+        if let Some(writer) = &mut upstream {
+            writer.record_batch_time(start.elapsed().as_secs_f64());
+        }
         let inversion = match result {
             Ok(inversion) => inversion,
             Err(e) => {
@@ -96,18 +136,18 @@ fn main() -> Result<(), BoxError> {
         };
         let per_image = start.elapsed().as_secs_f32() / chunk.len() as f32;
         for (b, (path, image)) in chunk.iter().enumerate() {
-            let name = outputs.name(path);
-            match write_outputs(&args, &outputs, &model, &inversion, b, &name, image) {
-                Ok(()) => {
+            let written = match &mut upstream {
+                None => {
+                    let name = outputs.name(path);
+                    write_outputs(&args, &outputs, &model, &inversion, b, &name, image)
+                        .map(|()| format!("{}/{name}_*", args.output.display()))
+                }
+                Some(writer) => write_upstream(&args, writer, &model, &inversion, b, path, image),
+            };
+            match written {
+                Ok(written) => {
                     failures.succeed();
-                    say(
-                        &bar,
-                        format!(
-                            "{} → {}/{name}_* ({per_image:.2} s/image)",
-                            path.display(),
-                            args.output.display()
-                        ),
-                    );
+                    say(&bar, format!("{} → {written} ({per_image:.2} s/image)", path.display()));
                 }
                 Err(e) => failures.fail(Some(&bar), format!("cannot write outputs of {}: {e}", path.display())),
             }
@@ -129,13 +169,18 @@ fn main() -> Result<(), BoxError> {
         }
     }
     bar.finish();
+    if let Some(writer) = upstream {
+        if let Err(e) = writer.finish() {
+            failures.fail(None, format!("cannot write latents.npy / stats.txt: {e}"));
+        }
+    }
     if demo.is_some() {
         println!("Demo done: outputs in {}.", args.output.display());
     }
     failures.finish()
 }
 
-/// Writes `NAME_step{i}.png`, `NAME_grid.png` and, with --save-tensors, `NAME.safetensors`.
+/// Writes `NAME_step{i}.png`, `NAME_grid.png` and the optional files of [`write_extras`].
 fn write_outputs(
     args: &Args,
     outputs: &Outputs,
@@ -147,14 +192,50 @@ fn write_outputs(
 ) -> Result<(), BoxError> {
     let mut grid = vec![input.clone()];
     for (i, step) in inversion.steps.iter().enumerate() {
-        let image = tensor_to_images(step.image.clone().narrow(0, b, 1))?.remove(0);
+        let image = if args.resize_outputs { &step.pooled } else { &step.image };
+        let image = tensor_to_images(image.clone().narrow(0, b, 1))?.remove(0);
         save_image(&image, outputs.file(&format!("{name}_step{i}.png"))?)?;
         grid.push(image);
     }
     let height = grid.last().map_or(1, |i| i.height());
     save_image(&side_by_side(&grid, height), outputs.file(&format!("{name}_grid.png"))?)?;
+    write_extras(args, &|file| outputs.file(file), model, inversion, b, name)
+}
+
+/// Upstream's files for sample `b` (examples/common/upstream.rs), the optional weight offsets and
+/// the files of [`write_extras`] (named after the image's stem). Returns where the images went.
+fn write_upstream(
+    args: &Args,
+    writer: &mut InferenceWriter,
+    model: &HyperStyle<B>,
+    inversion: &Inversion<B>,
+    b: usize,
+    path: &Path,
+    photo: &RgbImage,
+) -> Result<String, BoxError> {
+    let name = writer.name(path);
+    let input = network_input_image::<B>(photo, model.input_size(), &inversion.latents.device())?;
+    writer.write_sample(&name, &input, inversion, b)?;
+    if args.save_weight_deltas {
+        let deltas = sample_deltas(&inversion.offsets, &model.generator().config().layers(), b)?;
+        writer.write_weight_deltas(&name, &deltas)?;
+    }
+    write_extras(args, &|file| writer.file(file), model, inversion, b, &name.stem)?;
+    Ok(format!("{}/inference_results/*/{}", args.output.display(), name.file))
+}
+
+/// With --export-generator, `NAME_generator.safetensors`; with --save-tensors,
+/// `NAME.safetensors`. `file` gives an output file's path from its name.
+fn write_extras(
+    args: &Args,
+    file: &dyn Fn(&str) -> Result<PathBuf, BoxError>,
+    model: &HyperStyle<B>,
+    inversion: &Inversion<B>,
+    b: usize,
+    name: &str,
+) -> Result<(), BoxError> {
     if args.export_generator {
-        model.export_tuned_generator(inversion, b, outputs.file(&format!("{name}_generator.safetensors"))?)?;
+        model.export_tuned_generator(inversion, b, file(&format!("{name}_generator.safetensors"))?)?;
     }
     if args.save_tensors {
         let saved = SavedInversion::new(inversion, model.config()).sample(b)?;
@@ -168,7 +249,7 @@ fn write_outputs(
         } else {
             OffsetPrecision::F32
         };
-        saved.save_with_images(outputs.file(&format!("{name}.safetensors"))?, precision, &images)?;
+        saved.save_with_images(file(&format!("{name}.safetensors"))?, precision, &images)?;
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 // Each example uses a part of this module.
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -116,6 +118,15 @@ pub fn load_images(inputs: &[PathBuf], failures: &mut Failures) -> Vec<(PathBuf,
             Ok(image) => images.push((path, image)),
             Err(e) => failures.fail(None, format!("skipping {e}")),
         }
+    }
+    images
+}
+
+/// The first `n_images` of `images` (all of them without a limit): `--n-images`. Upstream checks
+/// its limit only between batches and so may process up to a batch more; this is exact.
+pub fn limit_images<T>(mut images: Vec<T>, n_images: Option<u64>) -> Vec<T> {
+    if let Some(n) = n_images {
+        images.truncate(usize::try_from(n).unwrap_or(usize::MAX));
     }
     images
 }

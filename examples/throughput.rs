@@ -54,6 +54,7 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    hyperstyle::backend::reuse_freed_memory();
     let (iters, runs) = (args.iters as usize, args.runs as usize);
     let device = Default::default();
     set_precision::<B>(&device, args.precision)?;

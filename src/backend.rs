@@ -10,6 +10,8 @@ use burn::tensor::{get_device_settings, set_default_dtypes, DType, Element, Floa
 
 use crate::error::{Error, Result};
 
+pub use hyperstyle_kernels::allocator::reuse_freed_memory;
+
 /// The CPU backend (burn-flex, SIMD and threads): the default feature `cpu`.
 #[cfg(feature = "cpu")]
 pub type Cpu = burn::backend::Flex;

@@ -97,6 +97,16 @@ impl<B: Backend> Conv2d<B> {
 
     /// x: `[batch, in, h, w]` → `[batch, out, ⌊(h + 2p − k)/s⌋ + 1, …]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        #[cfg(feature = "flex")]
+        {
+            // The CPU backend: tiled im2col + GEMM with the bias as GEMM's starting value.
+            let bias = self.bias.as_ref().map(Param::val);
+            if let Some(y) =
+                hyperstyle_kernels::flex::conv2d(&x, &self.weight.val(), bias.as_ref(), self.stride, self.padding)
+            {
+                return y;
+            }
+        }
         let options = ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
         conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options)
     }

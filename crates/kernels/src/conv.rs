@@ -27,10 +27,12 @@ struct Tap {
     index: usize,
 }
 
-/// One output grid: which taps produce it and where its values go in an output plane.
+/// One output grid: which taps produce it and where its values go in an output plane. Output
+/// `(y, x)` reads the input at `(stride·y + dy, stride·x + dx)` for each tap.
 #[derive(Clone, Debug)]
 struct Phase {
     taps: Vec<Tap>,
+    stride: usize,
     rows: usize,
     cols: usize,
     /// Offset of the grid's first value in the output plane.
@@ -50,11 +52,7 @@ impl Phase {
 pub type Dims = [usize; 4];
 
 /// A stride-1 convolution with zero padding `k / 2` ("same" size for odd `k`), each sample with
-/// its own kernel:
-/// `out[b, o, y, x] = Σ_{i, ky, kx} w[b, o, i, ky, kx] · x[b, i, y + ky − k/2, x + kx − k/2]`.
-///
-/// `x`: `[n, in, h, w]` (`dims`), `weights`: `[n or 1, out, in, k, k]` (`weight_batch` is `n` or
-/// 1; 1 shares the kernel) → `[n, out, h, w]`.
+/// its own kernel: [`conv2d`] with `stride` 1, `padding` `k / 2` and no bias.
 ///
 /// # Panics
 /// If a slice's length does not match its shape.
@@ -66,24 +64,91 @@ pub fn conv2d_same(
     out_channels: usize,
     k: usize,
 ) -> Vec<f32> {
+    let geometry = Geometry {
+        kernel: k,
+        stride: 1,
+        padding: k / 2,
+    };
+    conv2d(x, dims, weights, weight_batch, out_channels, geometry, None)
+}
+
+/// Kernel side, stride and zero padding (the same on both axes) of a [`conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Kernel side `k`.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding before and after, on both axes.
+    pub padding: usize,
+}
+
+impl Geometry {
+    /// The output side for input side `n`: `(n + 2·padding − kernel) / stride + 1` (0 when the
+    /// kernel does not fit).
+    pub fn output_size(&self, n: usize) -> usize {
+        match (n + 2 * self.padding).checked_sub(self.kernel) {
+            Some(span) if self.stride > 0 => span / self.stride + 1,
+            _ => 0,
+        }
+    }
+}
+
+/// A convolution (cross-correlation, as in deep-learning frameworks), each sample with its own
+/// kernel or all with one:
+/// `out[b, o, y, x] = bias[o] + Σ_{i, ky, kx} w[b, o, i, ky, kx] · x[b, i, s·y + ky − p, s·x + kx − p]`
+/// (zero outside the input).
+///
+/// `x`: `[n, in, h, w]` (`dims`), `weights`: `[n or 1, out, in, k, k]` (`weight_batch` is `n` or
+/// 1; 1 shares the kernel), `bias`: `[out]` → `[n, out, h', w']` with `h' =
+/// geometry.output_size(h)`.
+///
+/// # Panics
+/// If a slice's length does not match its shape, or the stride is 0.
+pub fn conv2d(
+    x: &[f32],
+    dims: Dims,
+    weights: &[f32],
+    weight_batch: usize,
+    out_channels: usize,
+    geometry: Geometry,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let [_, _, h, w] = dims;
-    let half = (k / 2) as isize;
+    let Geometry {
+        kernel: k,
+        stride,
+        padding,
+    } = geometry;
+    assert!(stride > 0, "stride must be positive");
+    let (oh, ow) = (geometry.output_size(h), geometry.output_size(w));
     let taps = (0..k * k)
         .map(|index| Tap {
-            dy: (index / k) as isize - half,
-            dx: (index % k) as isize - half,
+            dy: (index / k) as isize - padding as isize,
+            dx: (index % k) as isize - padding as isize,
             index,
         })
         .collect();
     let phase = Phase {
         taps,
-        rows: h,
-        cols: w,
+        stride,
+        rows: oh,
+        cols: ow,
         offset: 0,
-        row_stride: w,
+        row_stride: ow,
         col_stride: 1,
     };
-    run(x, dims, weights, weight_batch, out_channels, k * k, &[phase], h * w)
+    run(
+        x,
+        dims,
+        weights,
+        weight_batch,
+        out_channels,
+        k * k,
+        &[phase],
+        oh * ow,
+        bias,
+    )
 }
 
 /// The output side of [`conv_transpose2d_stride2`] for input side `n` and kernel `k`.
@@ -137,6 +202,7 @@ pub fn conv_transpose2d_stride2(
             }
             phases.push(Phase {
                 taps,
+                stride: 1,
                 rows,
                 cols,
                 offset: py * ow + px,
@@ -145,7 +211,17 @@ pub fn conv_transpose2d_stride2(
             });
         }
     }
-    run(x, dims, weights, weight_batch, out_channels, k * k, &phases, oh * ow)
+    run(
+        x,
+        dims,
+        weights,
+        weight_batch,
+        out_channels,
+        k * k,
+        &phases,
+        oh * ow,
+        None,
+    )
 }
 
 /// A raw output pointer shared by the parallel items, which write disjoint elements.
@@ -193,6 +269,7 @@ fn run(
     kernel_taps: usize,
     phases: &[Phase],
     plane: usize,
+    bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let [n, in_channels, h, w] = dims;
     let kernel_len = out_channels * in_channels * kernel_taps;
@@ -210,10 +287,24 @@ fn run(
         weight_batch * kernel_len,
         "weight length does not match its shape"
     );
-    let mut out = vec![0.0f32; n * out_channels * plane];
+    let mut out = match bias {
+        Some(bias) => {
+            assert_eq!(bias.len(), out_channels, "one bias per output channel");
+            // Every output starts at its bias; GEMM adds the products to it.
+            let mut out = Vec::with_capacity(n * out_channels * plane);
+            for _ in 0..n {
+                for &b in bias {
+                    out.resize(out.len() + plane, b);
+                }
+            }
+            out
+        }
+        None => vec![0.0f32; n * out_channels * plane],
+    };
     if out.is_empty() || in_channels == 0 {
         return out;
     }
+    let accumulate = bias.is_some();
     // Packed kernels per (weight sample, phase); a full in-order tap set needs no copy.
     let packed: Vec<Vec<Option<Vec<f32>>>> = weights
         .chunks_exact(kernel_len)
@@ -275,7 +366,7 @@ fn run(
                 plane,
                 ptr.get().add(plane_offset),
                 buffers,
-                parallelism,
+                (accumulate, parallelism),
             );
         }
     };
@@ -314,7 +405,7 @@ unsafe fn run_item(
     plane: usize,
     out: *mut f32,
     (columns, tile): &mut (Vec<f32>, Vec<f32>),
-    parallelism: Parallelism,
+    (accumulate, parallelism): (bool, Parallelism),
 ) {
     let cols = phase.cols;
     let n = (r1 - r0) * cols;
@@ -326,24 +417,32 @@ unsafe fn run_item(
         for tap in &phase.taps {
             let dst_row = &mut columns[row * n..(row + 1) * n];
             row += 1;
-            // Valid output columns: 0 ≤ ox + dx < w.
-            let lo = (-tap.dx).clamp(0, cols as isize) as usize;
-            let hi = (w as isize - tap.dx).clamp(lo as isize, cols as isize) as usize;
+            // Valid output columns: 0 ≤ stride·ox + dx < w.
+            let stride = phase.stride as isize;
+            let lo = (((-tap.dx).max(0) + stride - 1) / stride).min(cols as isize) as usize;
+            let hi = ((w as isize - tap.dx + stride - 1) / stride).clamp(lo as isize, cols as isize) as usize;
             for (r, seg) in (r0..r1).zip(dst_row.chunks_exact_mut(cols)) {
-                let iy = r as isize + tap.dy;
+                let iy = r as isize * stride + tap.dy;
                 if iy < 0 || iy >= h as isize {
                     seg.fill(0.0);
                     continue;
                 }
                 let src = &channel[iy as usize * w..(iy as usize + 1) * w];
                 seg[..lo].fill(0.0);
-                let start = (lo as isize + tap.dx) as usize;
-                seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                let start = (lo as isize * stride + tap.dx) as usize;
+                if stride == 1 {
+                    seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                } else {
+                    for (d, s) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(phase.stride)) {
+                        *d = *s;
+                    }
+                }
                 seg[hi..].fill(0.0);
             }
         }
     }
     let dense = phase.is_dense();
+    debug_assert!(dense || !accumulate, "a bias needs a dense output grid");
     let (dst, dst_rs) = if dense {
         (out.add(phase.offset + r0 * cols), plane as isize)
     } else {
@@ -357,14 +456,14 @@ unsafe fn run_item(
         dst,
         1,
         dst_rs,
-        false,
+        accumulate,
         lhs.as_ptr(),
         1,
         depth as isize,
         columns.as_ptr(),
         1,
         n as isize,
-        0.0,
+        1.0,
         1.0,
         false,
         false,
@@ -402,20 +501,29 @@ mod tests {
     }
 
     /// The definitions, in f64, by direct summation.
-    fn naive_same(x: &[f32], [n, ci, h, w]: Dims, wt: &[f32], wb: usize, co: usize, k: usize) -> Vec<f64> {
-        let half = (k / 2) as isize;
-        let mut out = vec![0.0f64; n * co * h * w];
+    fn naive(
+        x: &[f32],
+        [n, ci, h, w]: Dims,
+        wt: &[f32],
+        wb: usize,
+        co: usize,
+        g: Geometry,
+        bias: Option<&[f32]>,
+    ) -> Vec<f64> {
+        let (k, s, p) = (g.kernel, g.stride, g.padding as isize);
+        let (oh, ow) = (g.output_size(h), g.output_size(w));
+        let mut out = vec![0.0f64; n * co * oh * ow];
         for b in 0..n {
             let wsel = if wb == 1 { 0 } else { b };
             for o in 0..co {
-                for y in 0..h {
-                    for xx in 0..w {
-                        let mut acc = 0.0f64;
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let mut acc = bias.map_or(0.0, |bias| bias[o] as f64);
                         for i in 0..ci {
                             for ky in 0..k {
                                 for kx in 0..k {
-                                    let iy = y as isize + ky as isize - half;
-                                    let ix = xx as isize + kx as isize - half;
+                                    let iy = (y * s) as isize + ky as isize - p;
+                                    let ix = (xx * s) as isize + kx as isize - p;
                                     if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                         continue;
                                     }
@@ -424,12 +532,28 @@ mod tests {
                                 }
                             }
                         }
-                        out[((b * co + o) * h + y) * w + xx] = acc;
+                        out[((b * co + o) * oh + y) * ow + xx] = acc;
                     }
                 }
             }
         }
         out
+    }
+
+    fn naive_same(x: &[f32], dims: Dims, wt: &[f32], wb: usize, co: usize, k: usize) -> Vec<f64> {
+        naive(
+            x,
+            dims,
+            wt,
+            wb,
+            co,
+            Geometry {
+                kernel: k,
+                stride: 1,
+                padding: k / 2,
+            },
+            None,
+        )
     }
 
     fn naive_transposed(x: &[f32], [n, ci, h, w]: Dims, wt: &[f32], wb: usize, co: usize, k: usize) -> Vec<f64> {
@@ -498,6 +622,31 @@ mod tests {
             let wt = values(wb * co * ci * k * k, 4);
             let got = conv_transpose2d_stride2(&x, [n, ci, h, w], &wt, wb, co, k);
             assert_close(&got, &naive_transposed(&x, [n, ci, h, w], &wt, wb, co, k), ci * k * k);
+        }
+    }
+
+    #[test]
+    fn strided_padded_convolution_with_bias_matches_the_definition() {
+        for &(n, ci, co, h, w, kernel, stride, padding, wb) in &[
+            (1, 3, 4, 8, 8, 3, 2, 1, 1),
+            (2, 2, 3, 7, 9, 3, 2, 1, 1),
+            (2, 3, 2, 9, 6, 1, 2, 0, 2),
+            (1, 3, 5, 11, 10, 7, 2, 3, 1),
+            (1, 2, 2, 5, 5, 3, 1, 0, 1),
+            (1, 2, 2, 6, 5, 2, 3, 2, 1),
+        ] {
+            let g = Geometry {
+                kernel,
+                stride,
+                padding,
+            };
+            let x = values(n * ci * h * w, 7);
+            let wt = values(wb * co * ci * kernel * kernel, 8);
+            let bias = values(co, 9);
+            let got = conv2d(&x, [n, ci, h, w], &wt, wb, co, g, Some(&bias));
+            assert_eq!(got.len(), n * co * g.output_size(h) * g.output_size(w));
+            let want = naive(&x, [n, ci, h, w], &wt, wb, co, g, Some(&bias));
+            assert_close(&got, &want, ci * kernel * kernel + 1);
         }
     }
 

@@ -84,6 +84,44 @@ pub fn conv2d_same<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Opti
     tensor(out, [dims[0], cout, dims[2], dims[3]])
 }
 
+/// [`conv::conv2d`] with one kernel for the batch: x `[n, in, h, w]`, weight `[out, in, k, k]`,
+/// bias `[out]` → `[n, out, h', w']`.
+pub fn conv2d<B: Backend>(
+    x: &Tensor<B, 4>,
+    weight: &Tensor<B, 4>,
+    bias: Option<&Tensor<B, 1>>,
+    stride: usize,
+    padding: usize,
+) -> Option<Tensor<B, 4>> {
+    if !accelerates(x) || stride == 0 {
+        return None;
+    }
+    let dims = x.dims();
+    let [cout, _, k, _] = weight.dims();
+    let geometry = conv::Geometry {
+        kernel: k,
+        stride,
+        padding,
+    };
+    let wv = values(weight)?;
+    let bv = match bias {
+        Some(bias) => Some(values(bias)?),
+        None => None,
+    };
+    let xv = values(x)?;
+    let bias = bv.as_ref().map(Values::slice);
+    let out = conv::conv2d(&xv.slice(), dims, &wv.slice(), 1, cout, geometry, bias.as_deref());
+    tensor(
+        out,
+        [
+            dims[0],
+            cout,
+            geometry.output_size(dims[2]),
+            geometry.output_size(dims[3]),
+        ],
+    )
+}
+
 /// [`conv::conv_transpose2d_stride2`]: x `[n, in, h, w]`, weights `[n or 1, out, in, k, k]` →
 /// `[n, out, 2h + k − 2, 2w + k − 2]`.
 pub fn conv_transpose2d_stride2<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Option<Tensor<B, 4>> {

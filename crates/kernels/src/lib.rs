@@ -5,7 +5,9 @@
 //!   "same" stride-1 and stride-2 transposed — as tiled im2col + GEMM, with no grouped
 //!   convolution, no zero insertion and no full-size unfolded buffer;
 //! * [`fir`]: FIR filtering with optional 2× up-sampling (`upfirdn2d` without decimation);
-//! * [`activation`]: noise injection + bias + scaled leaky ReLU in one pass, in place.
+//! * [`activation`]: noise injection + bias + scaled leaky ReLU in one pass, in place;
+//! * [`allocator`]: keeping freed memory for reuse instead of paying page faults for every
+//!   large buffer.
 //!
 //! Work is spread over rayon's thread pool; GEMM uses the `gemm` crate's micro-kernels (AVX-512
 //! where the CPU has it, chosen at run time). With the `flex` feature, [`flex`] runs them on Burn
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod allocator;
 pub mod conv;
 pub mod fir;
 #[cfg(feature = "flex")]

@@ -19,6 +19,7 @@ fn generator(config: &str, device: &<B as burn::tensor::backend::BackendTypes>::
 }
 
 fn bench_generator(c: &mut Criterion) {
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     let mut group = c.benchmark_group("generator");
     group.sample_size(10);

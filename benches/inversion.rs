@@ -16,6 +16,7 @@ use hyperstyle::{Domain, HyperStyle, HyperStyleConfig};
 use hyperstyle_testing::bench_batches;
 
 fn bench_inversion(c: &mut Criterion) {
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     let demo = Demo::load("ffhq1024").expect("demo data");
     let mut model = HyperStyle::<B>::builder()

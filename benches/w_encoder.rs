@@ -13,6 +13,7 @@ use hyperstyle_encoders::WEncoder;
 use hyperstyle_testing::{bench_batches, pattern_store, Fixture};
 
 fn w_encoder_forward(c: &mut Criterion) {
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     let fixture = Fixture::load("ffhq256");
     let n_styles = fixture.manifest.meta_usize("n_styles").unwrap();

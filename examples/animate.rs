@@ -55,6 +55,8 @@ fn parse_fps(s: &str) -> Result<f32, String> {
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     let (model, demo) = args.model.load("ffhq256", &device)?;
     let n_iters = refinement_steps(args.iters, demo.as_ref(), 5)?;

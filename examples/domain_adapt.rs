@@ -71,6 +71,8 @@ struct Args {
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     let (model, adapter, demo) = match (&args.model, &args.w_encoder, &args.restyle, &args.generator) {
         (Some(model), Some(w_encoder), Some(restyle), Some(generator)) => {

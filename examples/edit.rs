@@ -333,6 +333,8 @@ fn load_edit(
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     if args.layout == Layout::Upstream && !args.inversion.is_empty() {
         return Err(

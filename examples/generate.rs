@@ -50,6 +50,8 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     let generator: Generator<B> = match &args.model {
         Some(path) => Generator::from_file(path, &GeneratorConfig::new(args.size), &device)?,

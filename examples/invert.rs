@@ -87,6 +87,8 @@ struct Args {
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
+    hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     // Before the first tensor: the device's precision is fixed by it.
     set_precision::<B>(&device, args.precision)?;

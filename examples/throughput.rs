@@ -19,7 +19,7 @@ use clap::Parser;
 use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
 use hyperstyle::demo::{Demo, CONFIGS};
 use hyperstyle::stylegan2::ConvStrategy;
-use hyperstyle::HyperStyle;
+use hyperstyle::{HyperStyle, Stage, StageTimes};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time the HyperStyle inversion per batch size and check it against the upstream goldens")]
@@ -50,10 +50,17 @@ struct Args {
     /// included on GPUs) and for a second (warm) call, each stage closed by a device sync.
     #[arg(long)]
     profile: bool,
+    /// Print one JSON line per batch size instead of the table: the median and minimum of the
+    /// timed runs, the median over the runs of each stage (W encoder, W synthesis = the
+    /// generator without offsets, the mean hypernetwork step), and the process's peak resident
+    /// set (Linux).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();
     let (iters, runs) = (args.iters as usize, args.runs as usize);
     let device = Default::default();
@@ -84,22 +91,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             profile(&model, one.clone().repeat_dim(0, batch), iters)?;
         }
     }
-    println!(
-        "{:>6} {:>12} {:>12} {:>10}   ({} steps, mean of {} runs after a warm-up)",
-        "batch", "ms/batch", "ms/image", "images/s", iters, runs
-    );
+    if !args.json {
+        println!(
+            "{:>6} {:>12} {:>12} {:>10}   ({} steps, mean of {} runs after a warm-up)",
+            "batch", "ms/batch", "ms/image", "images/s", iters, runs
+        );
+    }
     for batch in args.batches.iter().map(|&b| b as usize) {
         let images = one.clone().repeat_dim(0, batch);
-        let run = || -> Result<Duration, hyperstyle::Error> {
+        let run = || -> Result<(Duration, StageTimes), hyperstyle::Error> {
             let start = Instant::now();
-            let inversion = model.invert(images.clone(), iters)?;
+            let (inversion, stages) = model.invert_timed(images.clone(), iters)?;
             // Reading a value back waits for every queued kernel on any backend.
             let _ = inversion.last_step().pooled.clone().sum().into_scalar();
-            Ok(start.elapsed())
+            Ok((start.elapsed(), stages))
         };
         run()?;
-        let times = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
-        let mean = times.iter().sum::<Duration>().as_secs_f64() / runs as f64;
+        let timed = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+        let times: Vec<f64> = timed.iter().map(|(t, _)| t.as_secs_f64()).collect();
+        if args.json {
+            print_json(batch, iters, &times, &timed.iter().map(|(_, s)| s).collect::<Vec<_>>());
+            continue;
+        }
+        let mean = times.iter().sum::<f64>() / runs as f64;
         println!(
             "{batch:>6} {:>12.1} {:>12.1} {:>10.2}",
             mean * 1e3,
@@ -108,6 +122,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// One JSON line: timings in seconds, peak resident set in MiB (null where unknown).
+fn print_json(batch: usize, iters: usize, times: &[f64], stages: &[&StageTimes]) {
+    let stage = |pick: &dyn Fn(&Stage) -> bool| {
+        median(
+            stages
+                .iter()
+                .map(|s| {
+                    let picked: Vec<f64> = s
+                        .stages
+                        .iter()
+                        .filter(|(st, _)| pick(st))
+                        .map(|(_, d)| d.as_secs_f64())
+                        .collect();
+                    picked.iter().sum::<f64>() / picked.len().max(1) as f64
+                })
+                .collect(),
+        )
+    };
+    let peak = peak_rss_mib().map_or("null".to_string(), |m| format!("{m:.0}"));
+    println!(
+        "{{\"batch\": {batch}, \"iters\": {iters}, \"inversion_s_median\": {:.4}, \"inversion_s_min\": {:.4}, \"generator_s\": {:.4}, \"w_encoder_s\": {:.4}, \"hypernet_s\": {:.4}, \"peak_rss_mib\": {peak}}}",
+        median(times.to_vec()),
+        times.iter().copied().fold(f64::INFINITY, f64::min),
+        stage(&|s| matches!(s, Stage::WSynthesis)),
+        stage(&|s| matches!(s, Stage::WEncoder)),
+        stage(&|s| matches!(s, Stage::Hypernet(_))),
+    );
+}
+
+/// `VmHWM` of /proc/self/status: the peak resident set of this process.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Prints the time of every stage of a first (cold) and a second (warm) inversion of `images`.

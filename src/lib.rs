@@ -49,6 +49,7 @@ pub use saved::{OffsetPrecision, SavedInversion};
 pub use hyperstyle_core as core;
 pub use hyperstyle_encoders as encoders;
 pub use hyperstyle_hypernet as hypernet;
+pub use hyperstyle_kernels as kernels;
 pub use hyperstyle_stylegan2 as stylegan2;
 pub use hyperstyle_stylegan2::WeightOffsets;
 

@@ -20,10 +20,15 @@ const IMAGES: (f64, f64) = (2.5e-4, 3e-5);
 
 /// The fixture's HyperStyle model (pattern weights rebuilt from the manifest).
 pub fn fixture_model(fixture: &Fixture) -> HyperStyle<B> {
+    fixture_model_on::<B>(fixture)
+}
+
+/// [`fixture_model`] on backend `Bk`.
+pub fn fixture_model_on<Bk: burn::tensor::backend::Backend>(fixture: &Fixture) -> HyperStyle<Bk> {
     // The manifest's meta holds upstream's opts fields (dataset_type, output_size, layers_to_tune).
     let config = HyperStyleConfig::from_opts(&fixture.manifest.meta).unwrap();
     let (model, w_encoder) = hyperstyle_stores(&fixture.manifest);
-    HyperStyle::<B>::builder()
+    HyperStyle::<Bk>::builder()
         .model_weights(model)
         .w_encoder_weights(w_encoder)
         .config(config)
@@ -34,7 +39,7 @@ pub fn fixture_model(fixture: &Fixture) -> HyperStyle<B> {
 /// Checks an inversion of golden `input` against every golden the fixture has for it: `w_codes`,
 /// the W inversion, every step's pooled image, the last step at full resolution (subsampled) and
 /// the accumulated offsets' statistics.
-pub fn check_inversion(name: &str, fixture: &Fixture, inversion: &Inversion<B>) {
+pub fn check_inversion<Bk: burn::tensor::backend::Backend>(name: &str, fixture: &Fixture, inversion: &Inversion<Bk>) {
     let golden = &fixture.golden;
     let n_iters = inversion.steps.len();
     assert_close(

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use hyperstyle_core::Weights;
 
-use crate::conv2d::{Conv2d, ConvShape};
+use crate::conv2d::{Activation, Conv2d, ConvShape};
 use hyperstyle_core::Result;
 
 /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + identity)`, where `conv1` (3×3) carries the stride,
@@ -62,7 +62,12 @@ impl<B: Backend> BasicBlock<B> {
             Some(conv) => conv.forward(x.clone()),
             None => x.clone(),
         };
-        let out = self.conv2.forward(relu(self.conv1.forward(x)));
+        let out = self.conv2.forward(self.conv1.forward_activated(x, Activation::Relu));
+        #[cfg(feature = "flex")]
+        let out = match hyperstyle_kernels::flex::add_relu(out, &identity) {
+            Ok(y) => return y,
+            Err(out) => out,
+        };
         relu(out + identity)
     }
 }

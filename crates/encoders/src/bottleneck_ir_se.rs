@@ -4,7 +4,7 @@ use burn::prelude::*;
 use hyperstyle_core::Weights;
 
 use crate::batch_norm::BatchNorm;
-use crate::conv2d::{Conv2d, ConvShape};
+use crate::conv2d::{Activation, Conv2d, ConvShape};
 use crate::prelu::PRelu;
 use crate::se_module::SeModule;
 use hyperstyle_core::Result;
@@ -72,9 +72,8 @@ impl<B: Backend> BottleneckIrSe<B> {
             None => subsample(x.clone(), self.stride),
         };
         let res = self.bn_in.forward(x);
-        let res = self.prelu.forward(self.conv1.forward(res));
-        let res = self.se.forward(self.conv2.forward(res));
-        res + shortcut
+        let res = self.conv1.forward_activated(res, Activation::PRelu(&self.prelu));
+        self.se.forward_add(self.conv2.forward(res), shortcut)
     }
 }
 

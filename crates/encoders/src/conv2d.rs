@@ -7,7 +7,10 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use hyperstyle_core::Weights;
 
+use burn::tensor::activation::{leaky_relu, relu};
+
 use crate::batch_norm;
+use crate::prelu::PRelu;
 use hyperstyle_core::Result;
 
 /// Geometry of a square convolution: channels, kernel size, stride and zero padding.
@@ -97,17 +100,61 @@ impl<B: Backend> Conv2d<B> {
 
     /// x: `[batch, in, h, w]` → `[batch, out, ⌊(h + 2p − k)/s⌋ + 1, …]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_activated(x, Activation::Identity)
+    }
+
+    /// [`Self::forward`] followed by `activation`, fused into the convolution on the CPU backend.
+    pub fn forward_activated(&self, x: Tensor<B, 4>, activation: Activation<'_, B>) -> Tensor<B, 4> {
         #[cfg(feature = "flex")]
         {
-            // The CPU backend: tiled im2col + GEMM with the bias as GEMM's starting value.
+            use hyperstyle_kernels::flex::{self, ConvActivation};
+            // The CPU backend: tiled im2col + GEMM, the bias as GEMM's starting value and the
+            // activation applied while the output is in cache.
+            let slopes = match activation {
+                Activation::PRelu(prelu) => Some(prelu.slopes()),
+                _ => None,
+            };
+            let fused = match (activation, &slopes) {
+                (Activation::Relu, _) => ConvActivation::Relu,
+                (Activation::PRelu(_), Some(slopes)) => ConvActivation::PRelu(slopes),
+                (Activation::LeakyRelu(slope), _) => ConvActivation::LeakyRelu(slope),
+                _ => ConvActivation::Identity,
+            };
             let bias = self.bias.as_ref().map(Param::val);
-            if let Some(y) =
-                hyperstyle_kernels::flex::conv2d(&x, &self.weight.val(), bias.as_ref(), self.stride, self.padding)
-            {
+            let geometry = (self.stride, self.padding);
+            if let Some(y) = flex::conv2d(&x, &self.weight.val(), bias.as_ref(), geometry, fused) {
                 return y;
             }
         }
         let options = ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
-        conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options)
+        let y = conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options);
+        match activation {
+            Activation::Identity => y,
+            Activation::Relu => relu(y),
+            Activation::PRelu(prelu) => prelu.forward(y),
+            Activation::LeakyRelu(slope) => leaky_relu(y, slope as f64),
+        }
     }
 }
+
+/// What follows a convolution in the encoders (see [`Conv2d::forward_activated`]).
+#[derive(Debug)]
+pub enum Activation<'a, B: Backend> {
+    /// Nothing.
+    Identity,
+    /// ReLU.
+    Relu,
+    /// A PReLU layer.
+    PRelu(&'a PRelu<B>),
+    /// Leaky ReLU with this slope.
+    LeakyRelu(f32),
+}
+
+// Manual impls: a derive would require `B: Copy`.
+impl<B: Backend> Clone for Activation<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Activation<'_, B> {}

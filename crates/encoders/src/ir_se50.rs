@@ -5,7 +5,7 @@ use burn::prelude::*;
 use hyperstyle_core::Weights;
 
 use crate::bottleneck_ir_se::BottleneckIrSe;
-use crate::conv2d::{Conv2d, ConvShape};
+use crate::conv2d::{Activation, Conv2d, ConvShape};
 use crate::prelu::PRelu;
 use hyperstyle_core::{Error, Result};
 
@@ -70,7 +70,9 @@ impl<B: Backend> IrSe50<B> {
     /// x: `[batch, in, h, w]` → features `[batch, 512, ⌈h/16⌉, ⌈w/16⌉]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
         check_image(&x, self.in_channels)?;
-        let x = self.input_prelu.forward(self.input_conv.forward(x));
+        let x = self
+            .input_conv
+            .forward_activated(x, Activation::PRelu(&self.input_prelu));
         Ok(self.body.iter().fold(x, |x, unit| unit.forward(x)))
     }
 }

@@ -24,6 +24,12 @@ impl<B: Backend> PRelu<B> {
         })
     }
 
+    /// The slopes, `[channels]`.
+    pub fn slopes(&self) -> Tensor<B, 1> {
+        let channels = self.alpha.dims()[1];
+        self.alpha.val().reshape([channels])
+    }
+
     /// x: `[batch, channels, height, width]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         // Written as `relu(x) + a·min(x, 0)`, which is exactly `x` or `a·x` per element (one

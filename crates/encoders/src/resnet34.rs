@@ -5,7 +5,7 @@ use burn::prelude::*;
 use hyperstyle_core::Weights;
 
 use crate::basic_block::BasicBlock;
-use crate::conv2d::{Conv2d, ConvShape};
+use crate::conv2d::{Activation, Conv2d, ConvShape};
 use crate::ir_se50::check_image;
 use crate::prelu::PRelu;
 use hyperstyle_core::Result;
@@ -73,7 +73,7 @@ impl<B: Backend> ResNet34<B> {
     /// x: `[batch, in, h, w]` → features `[batch, 512, ⌈h/16⌉, ⌈w/16⌉]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
         check_image(&x, self.in_channels)?;
-        let x = self.prelu.forward(self.conv1.forward(x));
+        let x = self.conv1.forward_activated(x, Activation::PRelu(&self.prelu));
         Ok(self.body.iter().fold(x, |x, block| block.forward(x)))
     }
 }

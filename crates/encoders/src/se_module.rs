@@ -42,9 +42,26 @@ impl<B: Backend> SeModule<B> {
     /// x: `[batch, channels, height, width]`, same shape out.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [batch, channels, _, _] = x.dims();
-        let squeezed = spatial_mean(x.clone());
-        let gate = sigmoid(relu(squeezed.matmul(self.fc1.val())).matmul(self.fc2.val()));
+        let gate = self.gate(&x);
         x * gate.reshape([batch, channels, 1, 1])
+    }
+
+    /// `forward(x) + y` in one pass on the CPU backend (the IR-SE unit's gated residual sum).
+    pub fn forward_add(&self, x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
+        let gate = self.gate(&x);
+        #[cfg(feature = "flex")]
+        let x = match hyperstyle_kernels::flex::gate_add(x, &gate, &y) {
+            Ok(out) => return out,
+            Err(x) => x,
+        };
+        let [batch, channels, _, _] = x.dims();
+        x * gate.reshape([batch, channels, 1, 1]) + y
+    }
+
+    /// The per-channel gate `sigmoid(fc2(relu(fc1(mean(x)))))`: `[batch, channels]`.
+    fn gate(&self, x: &Tensor<B, 4>) -> Tensor<B, 2> {
+        let squeezed = spatial_mean(x.clone());
+        sigmoid(relu(squeezed.matmul(self.fc1.val())).matmul(self.fc2.val()))
     }
 }
 

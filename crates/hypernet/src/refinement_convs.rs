@@ -3,9 +3,8 @@
 //! sit at the odd indices).
 
 use burn::prelude::*;
-use burn::tensor::activation::leaky_relu;
 use hyperstyle_core::Weights;
-use hyperstyle_encoders::conv2d::{Conv2d, ConvShape};
+use hyperstyle_encoders::conv2d::{Activation, Conv2d, ConvShape};
 
 use hyperstyle_core::Result;
 
@@ -31,5 +30,7 @@ pub fn load<B: Backend>(
 
 /// Runs the stack: `x ← lrelu_0.01(conv(x))` per layer.
 pub fn forward<B: Backend>(layers: &[Conv2d<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
-    layers.iter().fold(x, |x, conv| leaky_relu(conv.forward(x), 0.01))
+    layers
+        .iter()
+        .fold(x, |x, conv| conv.forward_activated(x, Activation::LeakyRelu(0.01)))
 }

@@ -17,6 +17,11 @@ use rayon::prelude::*;
 
 /// Target size of one item's column buffer: a band of output rows is as tall as fits.
 const COLUMN_BYTES: usize = 1 << 20;
+/// The fewest output positions an item computes: narrower GEMMs waste the micro-kernel on edge
+/// tiles and repack the kernel for little work.
+const MIN_COLUMNS: usize = 256;
+/// The fewest output channels an item computes when channels are split between items.
+const MIN_CHANNELS: usize = 16;
 
 /// One kernel tap: it reads the input at `(y + dy, x + dx)` for output `(y, x)` and has index
 /// `index` among the kernel's `k·k` taps (row-major).
@@ -69,7 +74,56 @@ pub fn conv2d_same(
         stride: 1,
         padding: k / 2,
     };
-    conv2d(x, dims, weights, weight_batch, out_channels, geometry, None)
+    conv2d(
+        x,
+        dims,
+        weights,
+        weight_batch,
+        out_channels,
+        geometry,
+        Epilogue::default(),
+    )
+}
+
+/// An activation applied to a [`conv2d`]'s output while it is still in cache.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Activation<'a> {
+    /// None: the convolution (plus bias) as is.
+    #[default]
+    Identity,
+    /// `max(y, 0)`.
+    Relu,
+    /// `y` where `y ≥ 0`, else `slope[o] · y` (one slope per output channel).
+    PRelu(&'a [f32]),
+    /// `y` where `y ≥ 0`, else `slope · y`.
+    LeakyRelu(f32),
+}
+
+impl Activation<'_> {
+    fn apply(&self, values: &mut [f32], channel: usize) {
+        match *self {
+            Activation::Identity => {}
+            Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::PRelu(slopes) => leaky(values, slopes[channel]),
+            Activation::LeakyRelu(slope) => leaky(values, slope),
+        }
+    }
+}
+
+fn leaky(values: &mut [f32], slope: f32) {
+    values
+        .iter_mut()
+        .for_each(|v| *v = if *v >= 0.0 { *v } else { *v * slope });
+}
+
+/// What a [`conv2d`] does to its sums before handing them back: a bias per output channel,
+/// then an activation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// `[out]`: added first (GEMM accumulates onto it).
+    pub bias: Option<&'a [f32]>,
+    /// Applied last.
+    pub activation: Activation<'a>,
 }
 
 /// Kernel side, stride and zero padding (the same on both axes) of a [`conv2d`].
@@ -100,8 +154,8 @@ impl Geometry {
 /// (zero outside the input).
 ///
 /// `x`: `[n, in, h, w]` (`dims`), `weights`: `[n or 1, out, in, k, k]` (`weight_batch` is `n` or
-/// 1; 1 shares the kernel), `bias`: `[out]` → `[n, out, h', w']` with `h' =
-/// geometry.output_size(h)`.
+/// 1; 1 shares the kernel) → `[n, out, h', w']` with `h' = geometry.output_size(h)`, then the
+/// epilogue: `bias` (`[out]`) added, `activation` applied.
 ///
 /// # Panics
 /// If a slice's length does not match its shape, or the stride is 0.
@@ -112,7 +166,7 @@ pub fn conv2d(
     weight_batch: usize,
     out_channels: usize,
     geometry: Geometry,
-    bias: Option<&[f32]>,
+    Epilogue { bias, activation }: Epilogue,
 ) -> Vec<f32> {
     let [_, _, h, w] = dims;
     let Geometry {
@@ -121,6 +175,9 @@ pub fn conv2d(
         padding,
     } = geometry;
     assert!(stride > 0, "stride must be positive");
+    if let Activation::PRelu(slopes) = activation {
+        assert_eq!(slopes.len(), out_channels, "one PReLU slope per output channel");
+    }
     let (oh, ow) = (geometry.output_size(h), geometry.output_size(w));
     let taps = (0..k * k)
         .map(|index| Tap {
@@ -147,7 +204,7 @@ pub fn conv2d(
         k * k,
         &[phase],
         oh * ow,
-        bias,
+        (bias, activation),
     )
 }
 
@@ -220,7 +277,7 @@ pub fn conv_transpose2d_stride2(
         k * k,
         &phases,
         oh * ow,
-        None,
+        (None, Activation::Identity),
     )
 }
 
@@ -239,12 +296,14 @@ impl OutPtr {
     }
 }
 
-/// A unit of work: one sample, one phase, output rows `rows.0..rows.1` of that phase.
+/// A unit of work: one sample, one phase, output rows `rows.0..rows.1` of that phase, output
+/// channels `channels.0..channels.1`.
 #[derive(Clone, Copy, Debug)]
 struct Item {
     sample: usize,
     phase: usize,
     rows: (usize, usize),
+    channels: (usize, usize),
 }
 
 /// The kernel of `phase` for one sample, packed `[out, in · taps]` (tap fastest), as GEMM's left
@@ -269,7 +328,7 @@ fn run(
     kernel_taps: usize,
     phases: &[Phase],
     plane: usize,
-    bias: Option<&[f32]>,
+    (bias, activation): (Option<&[f32]>, Activation),
 ) -> Vec<f32> {
     let [n, in_channels, h, w] = dims;
     let kernel_len = out_channels * in_channels * kernel_taps;
@@ -327,10 +386,12 @@ fn run(
             if depth == 0 {
                 continue;
             }
-            // As many rows as fit the column budget, but enough bands to keep every thread busy.
-            let by_cache = (COLUMN_BYTES / (4 * depth * phase.cols)).max(1);
-            let by_threads = phase.rows.div_ceil(4 * threads).max(1);
-            let band = by_cache.min(by_threads);
+            // Enough bands to keep every thread busy, each at least MIN_COLUMNS wide and at most
+            // the column budget.
+            let min_rows = MIN_COLUMNS.div_ceil(phase.cols).max(1);
+            let by_cache = (COLUMN_BYTES / (4 * depth * phase.cols)).max(min_rows);
+            let by_threads = phase.rows.div_ceil(4 * threads);
+            let band = by_threads.clamp(min_rows, by_cache);
             let mut start = 0;
             while start < phase.rows {
                 let end = (start + band).min(phase.rows);
@@ -338,10 +399,30 @@ fn run(
                     sample,
                     phase: p,
                     rows: (start, end),
+                    channels: (0, out_channels),
                 });
                 start = end;
             }
         }
+    }
+    // Small images give few bands: split the output channels too (each part unfolds its band
+    // again, which costs little next to its GEMM), rather than leave threads idle or run narrow
+    // GEMMs.
+    if items.len() < 2 * threads && threads > 1 {
+        let parts = (2 * threads)
+            .div_ceil(items.len().max(1))
+            .min(out_channels.div_ceil(MIN_CHANNELS))
+            .max(1);
+        let step = out_channels.div_ceil(parts);
+        items = items
+            .iter()
+            .flat_map(|item| {
+                (0..out_channels).step_by(step).map(move |c0| Item {
+                    channels: (c0, (c0 + step).min(out_channels)),
+                    ..*item
+                })
+            })
+            .collect();
     }
     let ptr = OutPtr(out.as_mut_ptr());
     let job = |buffers: &mut (Vec<f32>, Vec<f32>), item: &Item, parallelism: Parallelism| {
@@ -351,22 +432,25 @@ fn run(
             Some(p) => p.as_slice(),
             None => &weights[ws * kernel_len..(ws + 1) * kernel_len],
         };
+        let (c0, c1) = item.channels;
+        let depth = lhs.len() / out_channels;
+        let lhs = &lhs[c0 * depth..c1 * depth];
         let input = &x[item.sample * in_channels * h * w..(item.sample + 1) * in_channels * h * w];
-        let plane_offset = item.sample * out_channels * plane;
+        let plane_offset = (item.sample * out_channels + c0) * plane;
         // SAFETY: `ptr` points to `out`, alive for the whole loop; `run_item` writes only this
-        // item's sample, phase and rows, which no other item writes.
+        // item's sample, channels, phase and rows, which no other item writes.
         unsafe {
             run_item(
                 input,
                 [in_channels, h, w],
                 lhs,
-                out_channels,
+                (c0, c1),
                 phase,
                 item.rows,
                 plane,
                 ptr.get().add(plane_offset),
                 buffers,
-                (accumulate, parallelism),
+                (accumulate, activation, parallelism),
             );
         }
     };
@@ -389,7 +473,8 @@ fn run(
     out
 }
 
-/// Computes rows `rows` of `phase` for one sample into `out` (that sample's first output plane).
+/// Computes rows `rows` of `phase`, output channels `c0..c1`, for one sample into `out` (the
+/// plane of that sample's channel `c0`).
 ///
 /// # Safety
 /// `out` must be valid for writes of `out_channels · plane` values, and no other thread may access
@@ -399,14 +484,15 @@ unsafe fn run_item(
     x: &[f32],
     [in_channels, h, w]: [usize; 3],
     lhs: &[f32],
-    out_channels: usize,
+    (c0, c1): (usize, usize),
     phase: &Phase,
     (r0, r1): (usize, usize),
     plane: usize,
     out: *mut f32,
     (columns, tile): &mut (Vec<f32>, Vec<f32>),
-    (accumulate, parallelism): (bool, Parallelism),
+    (accumulate, activation, parallelism): (bool, Activation, Parallelism),
 ) {
+    let out_channels = c1 - c0;
     let cols = phase.cols;
     let n = (r1 - r0) * cols;
     let depth = in_channels * phase.taps.len();
@@ -470,7 +556,16 @@ unsafe fn run_item(
         false,
         parallelism,
     );
-    if !dense {
+    if dense {
+        for co in 0..out_channels {
+            let values = std::slice::from_raw_parts_mut(out.add(co * plane + phase.offset + r0 * cols), n);
+            activation.apply(values, c0 + co);
+        }
+    } else {
+        debug_assert!(
+            matches!(activation, Activation::Identity),
+            "activations need a dense output grid"
+        );
         for (co, values) in tile.chunks_exact(n).enumerate() {
             let channel = out.add(co * plane + phase.offset);
             for (r, row_values) in (r0..r1).zip(values.chunks_exact(cols)) {
@@ -643,11 +738,56 @@ mod tests {
             let x = values(n * ci * h * w, 7);
             let wt = values(wb * co * ci * kernel * kernel, 8);
             let bias = values(co, 9);
-            let got = conv2d(&x, [n, ci, h, w], &wt, wb, co, g, Some(&bias));
+            let got = conv2d(
+                &x,
+                [n, ci, h, w],
+                &wt,
+                wb,
+                co,
+                g,
+                Epilogue {
+                    bias: Some(&bias),
+                    activation: Activation::Identity,
+                },
+            );
             assert_eq!(got.len(), n * co * g.output_size(h) * g.output_size(w));
             let want = naive(&x, [n, ci, h, w], &wt, wb, co, g, Some(&bias));
             assert_close(&got, &want, ci * kernel * kernel + 1);
         }
+    }
+
+    #[test]
+    fn activations_and_split_channels() {
+        // 40 output channels on a small image: the work is split by channels too.
+        let (n, ci, co, h, w) = (1, 3, 40, 5, 4);
+        let g = Geometry {
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let x = values(n * ci * h * w, 10);
+        let wt = values(co * ci * 9, 11);
+        let bias = values(co, 12);
+        let slopes = values(co, 13);
+        let want = naive(&x, [n, ci, h, w], &wt, 1, co, g, Some(&bias));
+        let plane = h * w;
+        let relu: Vec<f64> = want.iter().map(|v| v.max(0.0)).collect();
+        let prelu: Vec<f64> = want
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if v >= 0.0 { v } else { slopes[i / plane] as f64 * v })
+            .collect();
+        let depth = ci * 9 + 1;
+        let run = |activation| {
+            let epilogue = Epilogue {
+                bias: Some(&bias),
+                activation,
+            };
+            conv2d(&x, [n, ci, h, w], &wt, 1, co, g, epilogue)
+        };
+        assert_close(&run(Activation::Identity), &want, depth);
+        assert_close(&run(Activation::Relu), &relu, depth);
+        assert_close(&run(Activation::PRelu(&slopes)), &prelu, depth);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use burn::prelude::*;
 use burn::tensor::{DType, FloatDType, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 
-use crate::{activation, conv, fir};
+use crate::conv::{Activation, Epilogue};
+use crate::{activation, conv, elementwise, fir};
 
 /// Moves `value` into type `U` when `T` and `U` are the same type.
 fn same_type<T: 'static, U: 'static>(value: T) -> Result<U, T> {
@@ -84,14 +85,36 @@ pub fn conv2d_same<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Opti
     tensor(out, [dims[0], cout, dims[2], dims[3]])
 }
 
+/// An activation for [`conv2d`], with its parameters as tensors.
+#[derive(Debug)]
+pub enum ConvActivation<'a, B: Backend> {
+    /// None.
+    Identity,
+    /// `max(y, 0)`.
+    Relu,
+    /// PReLU with one slope per output channel (`[out]`).
+    PRelu(&'a Tensor<B, 1>),
+    /// Leaky ReLU with one slope.
+    LeakyRelu(f32),
+}
+
+// Manual impls: a derive would require `B: Copy`.
+impl<B: Backend> Clone for ConvActivation<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for ConvActivation<'_, B> {}
+
 /// [`conv::conv2d`] with one kernel for the batch: x `[n, in, h, w]`, weight `[out, in, k, k]`,
-/// bias `[out]` → `[n, out, h', w']`.
+/// bias `[out]` → `[n, out, h', w']`, then `activation`.
 pub fn conv2d<B: Backend>(
     x: &Tensor<B, 4>,
     weight: &Tensor<B, 4>,
     bias: Option<&Tensor<B, 1>>,
-    stride: usize,
-    padding: usize,
+    (stride, padding): (usize, usize),
+    activation: ConvActivation<'_, B>,
 ) -> Option<Tensor<B, 4>> {
     if !accelerates(x) || stride == 0 {
         return None;
@@ -108,9 +131,31 @@ pub fn conv2d<B: Backend>(
         Some(bias) => Some(values(bias)?),
         None => None,
     };
+    let slopes = match activation {
+        ConvActivation::PRelu(slopes) => Some(values(slopes)?),
+        _ => None,
+    };
+    let slopes = slopes.as_ref().map(Values::slice);
+    let activation = match (activation, &slopes) {
+        (ConvActivation::Relu, _) => Activation::Relu,
+        (ConvActivation::PRelu(_), Some(slopes)) => Activation::PRelu(slopes),
+        (ConvActivation::LeakyRelu(slope), _) => Activation::LeakyRelu(slope),
+        _ => Activation::Identity,
+    };
     let xv = values(x)?;
     let bias = bv.as_ref().map(Values::slice);
-    let out = conv::conv2d(&xv.slice(), dims, &wv.slice(), 1, cout, geometry, bias.as_deref());
+    let out = conv::conv2d(
+        &xv.slice(),
+        dims,
+        &wv.slice(),
+        1,
+        cout,
+        geometry,
+        Epilogue {
+            bias: bias.as_deref(),
+            activation,
+        },
+    );
     tensor(
         out,
         [
@@ -152,6 +197,30 @@ pub fn upfirdn2d<B: Backend>(
     tensor(out, dims)
 }
 
+/// Runs `f` on the `f32` values of `y` in place (copying them first if another tensor shares
+/// them, so no other holder sees the change); hands `y` back when the kernels do not run.
+fn update<B: Backend, const D: usize>(
+    y: Tensor<B, D>,
+    f: impl FnOnce(&mut [f32], [usize; D]),
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !accelerates(&y) {
+        return Err(y);
+    }
+    let dims = y.dims();
+    let flex: Tensor<Flex, D> = same_type(y)?;
+    let mut storage = flex.into_primitive().tensor();
+    if !(storage.is_contiguous() && storage.layout().start_offset() == 0) {
+        storage = storage.to_contiguous();
+    }
+    // Copy-on-write: a shared buffer is copied first.
+    f(
+        &mut storage.storage_mut::<f32>()[..dims.iter().product::<usize>()],
+        dims,
+    );
+    let flex = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(storage));
+    same_type(flex).map_err(|_| unreachable!("B is Flex: checked above"))
+}
+
 /// [`activation::noise_bias_leaky_relu`] on y `[n, c, h, w]` with noise `[n or 1, 1, h, w]` and
 /// bias `[c]`, in place when `y` owns its storage. Hands `y` back when `B` is not Flex.
 pub fn noise_bias_leaky_relu<B: Backend>(
@@ -162,23 +231,55 @@ pub fn noise_bias_leaky_relu<B: Backend>(
     slope: f32,
     gain: f32,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    if !accelerates(&y) {
-        return Err(y);
-    }
-    let dims = y.dims();
     let (Some(nv), Some(bv)) = (values(noise), values(bias)) else {
         return Err(y);
     };
-    let flex: Tensor<Flex, 4> = same_type(y)?;
-    let mut storage = flex.into_primitive().tensor();
-    if !(storage.is_contiguous() && storage.layout().start_offset() == 0) {
-        storage = storage.to_contiguous();
+    update(y, |v, dims| {
+        activation::noise_bias_leaky_relu(v, dims, &nv.slice(), noise_weight, &bv.slice(), slope, gain)
+    })
+}
+
+/// [`elementwise::channel_affine`]: `x · scale[c] + shift[c]` on x `[n, c, h, w]`, in place
+/// when `x` owns its storage. Hands `x` back when `B` is not Flex.
+pub fn channel_affine<B: Backend>(
+    x: Tensor<B, 4>,
+    scale: &Tensor<B, 1>,
+    shift: &Tensor<B, 1>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let (Some(a), Some(b)) = (values(scale), values(shift)) else {
+        return Err(x);
+    };
+    update(x, |v, dims| {
+        elementwise::channel_affine(v, dims, &a.slice(), &b.slice())
+    })
+}
+
+/// [`elementwise::gate_add`]: `x · gate[n, c] + y` on x, y `[n, c, h, w]`, gate `[n, c]`, in
+/// place in `x` when it owns its storage. Hands `x` back when `B` is not Flex.
+pub fn gate_add<B: Backend>(
+    x: Tensor<B, 4>,
+    gate: &Tensor<B, 2>,
+    y: &Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if y.dims() != x.dims() {
+        return Err(x);
     }
-    // Copy-on-write: a shared buffer is copied first, so other holders never see the change.
-    let values = &mut storage.storage_mut::<f32>()[..dims.iter().product::<usize>()];
-    activation::noise_bias_leaky_relu(values, dims, &nv.slice(), noise_weight, &bv.slice(), slope, gain);
-    let flex = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(storage));
-    same_type(flex).map_err(|_| unreachable!("B is Flex: checked above"))
+    let (Some(g), Some(yv)) = (values(gate), values(y)) else {
+        return Err(x);
+    };
+    update(x, |v, dims| elementwise::gate_add(v, dims, &g.slice(), &yv.slice()))
+}
+
+/// [`elementwise::add_relu`]: `max(x + y, 0)`, in place in `x` when it owns its storage. Hands
+/// `x` back when `B` is not Flex.
+pub fn add_relu<B: Backend, const D: usize>(x: Tensor<B, D>, y: &Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if y.dims() != x.dims() {
+        return Err(x);
+    }
+    let Some(yv) = values(y) else {
+        return Err(x);
+    };
+    update(x, |v, _| elementwise::add_relu(v, &yv.slice()))
 }
 
 #[cfg(test)]

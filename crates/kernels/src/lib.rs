@@ -2,10 +2,13 @@
 //! `[batch, channels, height, width]` order:
 //!
 //! * [`conv`]: convolutions where every sample has its own kernel (modulated convolutions) —
-//!   "same" stride-1 and stride-2 transposed — as tiled im2col + GEMM, with no grouped
-//!   convolution, no zero insertion and no full-size unfolded buffer;
+//!   "same" stride-1 and stride-2 transposed — and ordinary strided convolutions with a bias and
+//!   an activation, as tiled im2col + GEMM, with no grouped convolution, no zero insertion and no
+//!   full-size unfolded buffer;
 //! * [`fir`]: FIR filtering with optional 2× up-sampling (`upfirdn2d` without decimation);
 //! * [`activation`]: noise injection + bias + scaled leaky ReLU in one pass, in place;
+//! * [`elementwise`]: the encoders' per-channel passes (batch norm, gate + residual, residual +
+//!   ReLU), in place and threaded;
 //! * [`allocator`]: keeping freed memory for reuse instead of paying page faults for every
 //!   large buffer.
 //!
@@ -19,6 +22,7 @@
 pub mod activation;
 pub mod allocator;
 pub mod conv;
+pub mod elementwise;
 pub mod fir;
 #[cfg(feature = "flex")]
 pub mod flex;

@@ -281,6 +281,60 @@ pub fn conv_transpose2d_stride2(
     )
 }
 
+thread_local! {
+    /// Each thread's column and tile buffers, kept between calls: a fresh buffer per call would
+    /// be zero-filled (and, when large, page-faulted) every time.
+    static BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's buffers (fresh ones if a caller up the stack holds them).
+fn with_buffers<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => f(&mut buffers),
+        Err(_) => f(&mut (Vec::new(), Vec::new())),
+    })
+}
+
+/// One im2col row of a stride-1 convolution whose output rows are as wide as the input's:
+/// `dst[(r − r0)·w + c] = x[r + dy, c + dx]` (0 outside the input) for rows `r0..r1`.
+///
+/// Input and output rows have the same stride, so the valid rows are one contiguous copy
+/// shifted by `dy·w + dx`; the values it carries across row ends (where `c + dx` leaves the row)
+/// are then zeroed, as are rows outside the input.
+fn unfold_rows(
+    channel: &[f32],
+    [h, w]: [usize; 2],
+    (dy, dx): (isize, isize),
+    (r0, r1): (usize, usize),
+    dst: &mut [f32],
+) {
+    let (h, w) = (h as isize, w as isize);
+    // Output rows whose input row exists.
+    let v0 = (r0 as isize).max(-dy).min(r1 as isize);
+    let v1 = (r1 as isize).min(h - dy).max(v0);
+    let (d0, d1) = (((v0 - r0 as isize) * w) as usize, ((v1 - r0 as isize) * w) as usize);
+    dst[..d0].fill(0.0);
+    dst[d1..].fill(0.0);
+    if d1 == d0 {
+        return;
+    }
+    // Flat source range of the valid rows, clipped to the channel.
+    let s0 = (v0 + dy) * w + dx;
+    let skip = (-s0).max(0) as usize;
+    let len = d1 - d0;
+    let take = (len - skip).min((h * w - (s0 + skip as isize)).max(0) as usize);
+    let start = (s0 + skip as isize) as usize;
+    dst[d0 + skip..d0 + skip + take].copy_from_slice(&channel[start..start + take]);
+    dst[d0..d0 + skip].fill(0.0);
+    dst[d0 + skip + take..d1].fill(0.0);
+    // Columns whose input column falls outside the row.
+    let (edge_lo, edge_hi) = ((-dx).clamp(0, w) as usize, (w - dx).clamp(0, w) as usize);
+    for row in dst[d0..d1].chunks_exact_mut(w as usize) {
+        row[..edge_lo].fill(0.0);
+        row[edge_hi..].fill(0.0);
+    }
+}
+
 /// A raw output pointer shared by the parallel items, which write disjoint elements.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -455,20 +509,16 @@ fn run(
         }
     };
     if items.len() >= threads && threads > 1 {
-        items.par_iter().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |buffers, item| job(buffers, item, Parallelism::None),
-        );
+        items
+            .par_iter()
+            .for_each(|item| with_buffers(|buffers| job(buffers, item, Parallelism::None)));
     } else {
-        let mut buffers = (Vec::new(), Vec::new());
         let parallelism = if threads > 1 {
             Parallelism::Rayon(threads)
         } else {
             Parallelism::None
         };
-        for item in &items {
-            job(&mut buffers, item, parallelism);
-        }
+        with_buffers(|buffers| items.iter().for_each(|item| job(buffers, item, parallelism)));
     }
     out
 }
@@ -503,6 +553,10 @@ unsafe fn run_item(
         for tap in &phase.taps {
             let dst_row = &mut columns[row * n..(row + 1) * n];
             row += 1;
+            if phase.stride == 1 && cols == w {
+                unfold_rows(channel, [h, w], (tap.dy, tap.dx), (r0, r1), dst_row);
+                continue;
+            }
             // Valid output columns: 0 ≤ stride·ox + dx < w.
             let stride = phase.stride as isize;
             let lo = (((-tap.dx).max(0) + stride - 1) / stride).min(cols as isize) as usize;

@@ -1,0 +1,150 @@
+//! The HOG face detector and the whole aligner against dlib's goldens (`tests/fixtures`).
+
+use std::path::{Path, PathBuf};
+
+use hyperstyle_align::{
+    load_rgb, AlignOptions, CascadeLevel, Error, FaceAligner, FaceDetector, FaceSelection, Rect, ShapePredictor,
+};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn golden() -> Value {
+    let text = std::fs::read_to_string(fixtures().join("golden.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn rects(v: &Value) -> Vec<Rect> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let r: Vec<i64> = r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+            Rect::new(r[0], r[1], r[2], r[3])
+        })
+        .collect()
+}
+
+#[test]
+fn bundled_detector_round_trips() {
+    let d = FaceDetector::dlib_frontal();
+    assert_eq!(d.num_filters(), 5);
+    let bytes = d.to_dlib_bytes();
+    let again = FaceDetector::from_dlib_bytes(&bytes).unwrap();
+    assert_eq!(again.to_dlib_bytes(), bytes);
+    for cut in [0, 3, bytes.len() / 3, bytes.len() - 1] {
+        assert!(matches!(
+            FaceDetector::from_dlib_bytes(&bytes[..cut]),
+            Err(Error::InvalidModel { .. })
+        ));
+    }
+}
+
+#[test]
+fn detections_match_dlib() {
+    let detector = FaceDetector::dlib_frontal();
+    let golden = golden();
+    for (name, entry) in golden.as_object().unwrap() {
+        let photo = load_rgb(fixtures().join(name)).unwrap();
+        let dets = detector.detect(&photo, 1);
+        let got: Vec<Rect> = dets.iter().map(|d| d.rect).collect();
+        let expected = rects(&entry["rects"]);
+        let scores: Vec<f64> = entry["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .collect();
+        eprintln!(
+            "{name}: got {:?}, dlib {:?} with scores {scores:?}",
+            dets.iter()
+                .map(|d| (d.rect, d.confidence, d.filter))
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(got, expected, "{name}");
+        for (d, s) in dets.iter().zip(&scores) {
+            assert!(
+                (d.confidence - s).abs() < 1e-4,
+                "{name}: confidence {} vs dlib {s}",
+                d.confidence
+            );
+        }
+    }
+}
+
+/// A 68-landmark predictor without trees (its landmarks are the mean shape): enough to run the
+/// aligner's detection paths without dlib's 68-point model.
+fn mean_shape_predictor() -> ShapePredictor {
+    let mut shape = Vec::new();
+    for i in 0..68 {
+        let t = i as f32 / 68.0;
+        shape.extend([0.2 + 0.6 * t, 0.3 + 0.4 * (t * 6.0).sin().abs()]);
+    }
+    ShapePredictor::new(shape, Vec::<CascadeLevel>::new()).unwrap()
+}
+
+#[test]
+fn a_photo_without_a_face_is_a_typed_error() {
+    let aligner = FaceAligner::new(FaceDetector::dlib_frontal(), mean_shape_predictor()).unwrap();
+    let path = fixtures().join("no_face.png");
+    match aligner.align_file(&path) {
+        Err(Error::NoFace { path: p }) => assert_eq!(p, path),
+        other => panic!("expected NoFace, got {other:?}"),
+    }
+}
+
+#[test]
+fn face_selection_modes() {
+    let mut aligner = FaceAligner::new(FaceDetector::dlib_frontal(), mean_shape_predictor()).unwrap();
+    aligner.options = AlignOptions {
+        output_size: 64,
+        transform_size: 64,
+        enable_padding: false,
+    };
+    let photo = load_rgb(fixtures().join("two_faces.png")).unwrap();
+    let all = aligner.detector().detect(&photo, 1);
+    assert!(all.len() >= 2, "two faces expected, got {all:?}");
+    aligner.selection = FaceSelection::All;
+    assert_eq!(aligner.align(&photo).unwrap().len(), all.len());
+    aligner.selection = FaceSelection::Last;
+    let last = aligner.align(&photo).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].rect, all.last().unwrap().rect);
+    aligner.selection = FaceSelection::Largest;
+    let largest = aligner.align(&photo).unwrap();
+    let max_area = all.iter().map(|d| d.rect.area()).max().unwrap();
+    assert_eq!(largest[0].rect.area(), max_area);
+    assert_eq!("largest".parse::<FaceSelection>().unwrap(), FaceSelection::Largest);
+    assert!("biggest".parse::<FaceSelection>().is_err());
+}
+
+#[test]
+fn whole_pipeline_matches_upstream_when_models_are_available() {
+    let Some(dir) = std::env::var_os("HYPERSTYLE_ALIGN_MODELS") else {
+        eprintln!("HYPERSTYLE_ALIGN_MODELS not set: the end-to-end check with the 68-point model is skipped");
+        return;
+    };
+    let predictor = ShapePredictor::load(Path::new(&dir).join("shape_predictor_68_face_landmarks.dat")).unwrap();
+    let aligner = FaceAligner::new(FaceDetector::dlib_frontal(), predictor).unwrap();
+    for name in ["astronaut_face.png", "astronaut_tilted.png", "two_faces.png"] {
+        let expected = fixtures().join(format!("aligned_{name}"));
+        if !expected.exists() {
+            continue;
+        }
+        let got = aligner.align_file(fixtures().join(name)).unwrap();
+        assert_eq!(got.len(), 1);
+        let expected = load_rgb(expected).unwrap();
+        let max = got[0]
+            .image
+            .as_raw()
+            .iter()
+            .zip(expected.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(max <= 2, "{name}: max-abs {max}/255");
+    }
+}

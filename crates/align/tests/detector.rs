@@ -65,6 +65,15 @@ fn detections_match_dlib() {
             expected
         );
         assert_eq!(got, expected, "{name}");
+        let filters: Vec<usize> = entry["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(dets.iter().map(|d| d.filter).collect::<Vec<_>>(), filters, "{name}");
+        // Equal in practice (the same float32 arithmetic); only the SVD splitting the filters
+        // could make the last bits differ.
         for (d, s) in dets.iter().zip(&scores) {
             assert!(
                 (d.confidence - s).abs() < 1e-4,

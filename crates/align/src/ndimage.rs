@@ -106,38 +106,89 @@ fn gaussian_kernel(sigma: f64, radius: usize) -> Vec<f64> {
     phi.iter().map(|v| v / total).collect()
 }
 
-/// One pass of `scipy.ndimage.correlate1d` with a symmetric kernel along rows (`vertical`) or
-/// columns, mode `reflect`.
-fn correlate_pass(img: &FloatImage, weights: &[f64], vertical: bool) -> Vec<f32> {
+/// Runs `work(first_row, rows_out)` on consecutive blocks of the rows of `out` (each row
+/// `row_len` values) on all cores. Each output value is computed by one thread with the same
+/// arithmetic, so the result does not depend on the number of threads.
+fn parallel_rows(out: &mut [f32], row_len: usize, work: impl Fn(usize, &mut [f32]) + Sync) {
+    if out.is_empty() || row_len == 0 {
+        return;
+    }
+    let rows = out.len() / row_len;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rows.max(1));
+    let per = rows.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        for (i, chunk) in out.chunks_mut(per * row_len).enumerate() {
+            let work = &work;
+            scope.spawn(move || work(i * per, chunk));
+        }
+    });
+}
+
+/// `scipy.ndimage.correlate1d` along axis 0 (down the columns) with a symmetric kernel, mode
+/// `reflect`: each output value is `x[k]·w[0] + Σ_{j=r..1} (x[k+j] + x[k−j])·w[j]` in double
+/// precision (SciPy adds the symmetric pairs from the outermost tap inwards), stored as float32.
+fn correlate_vertical(img: &FloatImage, weights: &[f64]) -> Vec<f32> {
     let (w, h) = (img.width, img.height);
+    let row_len = w * 3;
     let r = weights.len() / 2;
     let center = weights[r];
-    let n = if vertical { h } else { w };
     let mut out = vec![0f32; img.data.len()];
-    let lines = if vertical { w * 3 } else { h * 3 };
-    let mut line = vec![0f64; n + 2 * r];
-    for l in 0..lines {
-        // A line: fixed column and channel (vertical) or fixed row and channel.
-        let (base, stride) = if vertical {
-            (l, w * 3) // l = x * 3 + c
-        } else {
-            let (y, c) = (l / 3, l % 3);
-            (y * w * 3 + c, 3)
-        };
-        for (i, v) in line.iter_mut().enumerate() {
-            let j = scipy_reflect(i as i64 - r as i64, n);
-            *v = f64::from(img.data[base + j * stride]);
-        }
-        for k in 0..n {
-            let c = k + r;
-            let mut acc = line[c] * center;
-            // SciPy adds the symmetric pairs from the outermost tap inwards.
-            for j in (1..=r).rev() {
-                acc += (line[c + j] + line[c - j]) * weights[r - j];
+    let row = |y: i64| {
+        let y = scipy_reflect(y, h);
+        &img.data[y * row_len..(y + 1) * row_len]
+    };
+    parallel_rows(&mut out, row_len, |first, chunk| {
+        let mut acc = vec![0f64; row_len];
+        for (i, out_row) in chunk.chunks_mut(row_len).enumerate() {
+            let k = (first + i) as i64;
+            for (a, &v) in acc.iter_mut().zip(row(k)) {
+                *a = f64::from(v) * center;
             }
-            out[base + k * stride] = acc as f32;
+            for j in (1..=r).rev() {
+                let wj = weights[r - j];
+                let (below, above) = (row(k + j as i64), row(k - j as i64));
+                for ((a, &b), &c) in acc.iter_mut().zip(below).zip(above) {
+                    *a += (f64::from(b) + f64::from(c)) * wj;
+                }
+            }
+            for (o, &a) in out_row.iter_mut().zip(&acc) {
+                *o = a as f32;
+            }
         }
-    }
+    });
+    out
+}
+
+/// `scipy.ndimage.correlate1d` along axis 1 (along the rows), as [`correlate_vertical`].
+fn correlate_horizontal(img: &FloatImage, weights: &[f64]) -> Vec<f32> {
+    let w = img.width;
+    let row_len = w * 3;
+    let r = weights.len() / 2;
+    let center = weights[r];
+    let mut out = vec![0f32; img.data.len()];
+    parallel_rows(&mut out, row_len, |first, chunk| {
+        let mut line = vec![0f64; w + 2 * r];
+        for (i, out_row) in chunk.chunks_mut(row_len).enumerate() {
+            let y = first + i;
+            let src = &img.data[y * row_len..(y + 1) * row_len];
+            for c in 0..3 {
+                for (t, v) in line.iter_mut().enumerate() {
+                    let x = scipy_reflect(t as i64 - r as i64, w);
+                    *v = f64::from(src[x * 3 + c]);
+                }
+                for k in 0..w {
+                    let m = k + r;
+                    let mut acc = line[m] * center;
+                    for j in (1..=r).rev() {
+                        acc += (line[m + j] + line[m - j]) * weights[r - j];
+                    }
+                    out_row[k * 3 + c] = acc as f32;
+                }
+            }
+        }
+    });
     out
 }
 
@@ -151,12 +202,12 @@ pub fn gaussian_blur(img: &FloatImage, sigma: f64) -> FloatImage {
     let rows = FloatImage {
         width: img.width,
         height: img.height,
-        data: correlate_pass(img, &weights, true),
+        data: correlate_vertical(img, &weights),
     };
     FloatImage {
         width: img.width,
         height: img.height,
-        data: correlate_pass(&rows, &weights, false),
+        data: correlate_horizontal(&rows, &weights),
     }
 }
 

@@ -132,3 +132,29 @@ fn lanczos_matches_pillow() {
     let up = pil::resize_lanczos(&corner, 101, 77);
     assert_eq!(up, load_rgb(fixtures().join("lanczos_up.png")).unwrap());
 }
+
+#[test]
+fn alignment_with_the_shrink_step_matches_upstream() {
+    // astronaut_face.png with each pixel repeated 24 × 24 times (4320 × 4320): the face quad is
+    // over 4096 pixels, so upstream first shrinks the photo by 2 with Lanczos.
+    let small = load_rgb(fixtures().join("astronaut_face.png")).unwrap();
+    let k = 24;
+    let big = RgbImage::from_fn(small.width() * k, small.height() * k, |x, y| {
+        *small.get_pixel(x / k, y / k)
+    });
+    let entry = &golden()["astronaut_face.png"];
+    let lm: Vec<[f64; 2]> = points(&entry["landmarks68"][0])
+        .iter()
+        .map(|p| [(p.x * i64::from(k)) as f64, (p.y * i64::from(k)) as f64])
+        .collect();
+    let quad = hyperstyle_align::face_quad(&lm).unwrap();
+    assert!(
+        quad.size >= 4096.0,
+        "the shrink step needs a quad of at least 4096 pixels"
+    );
+    let got = align_face(&big, &lm, &AlignOptions::default()).unwrap();
+    let expected = load_rgb(fixtures().join("aligned_astronaut_face_x24.png")).unwrap();
+    let (max, count) = max_abs_diff(&got, &expected);
+    eprintln!("shrunk photo: max-abs {max}/255, {count} values differ");
+    assert!(max <= 2, "max-abs {max}/255 ({count} values differ)");
+}

@@ -12,7 +12,8 @@
 //!    every side is padded by at least `rint(0.3·qsize)` pixels, mirrored; the padding is
 //!    blended towards a Gaussian blur (σ = `0.02·qsize`) and then towards the per-channel
 //!    median, with weights growing from the photo's edge outwards. float32 arithmetic as
-//!    upstream's pinned NumPy (1.18) computes it.
+//!    upstream's pinned NumPy (1.18) computes it; NumPy 2 promotes the blend weights to float64
+//!    (`float32 array / int64 scalar`), which moves a rare value by 1/255 after rounding.
 //! 5. **Transform.** The quad is mapped onto a `transform_size` square with Pillow's QUAD
 //!    transform and bilinear sampling, then resized to `output_size` with Lanczos when smaller.
 

@@ -138,7 +138,11 @@ fn whole_pipeline_matches_upstream_when_models_are_available() {
     };
     let predictor = ShapePredictor::load(Path::new(&dir).join("shape_predictor_68_face_landmarks.dat")).unwrap();
     let aligner = FaceAligner::new(FaceDetector::dlib_frontal(), predictor).unwrap();
-    for name in ["astronaut_face.png", "astronaut_tilted.png", "astronaut_rotated_left.png"] {
+    for name in [
+        "astronaut_face.png",
+        "astronaut_tilted.png",
+        "astronaut_rotated_left.png",
+    ] {
         let expected = fixtures().join(format!("aligned_{name}"));
         if !expected.exists() {
             continue;

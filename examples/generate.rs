@@ -53,6 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
+    // A GPU backend without its driver: a clear error instead of a panic.
+    hyperstyle::backend::check_device::<B>(&device)?;
     let generator: Generator<B> = match &args.model {
         Some(path) => Generator::from_file(path, &GeneratorConfig::new(args.size), &device)?,
         None => {

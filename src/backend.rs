@@ -125,9 +125,56 @@ pub fn precision<B: Backend>(device: &B::Device) -> Option<Precision> {
     }
 }
 
+/// Checks that `device` can run: one tiny computation, read back.
+///
+/// GPU backends start their driver on first use and panic when it is missing (no CUDA driver or
+/// `libnvrtc`, no Vulkan / Metal / DX12 adapter); this turns that panic into
+/// [`Error::Device`] naming what is missing. [`crate::HyperStyleBuilder::load`] calls it before
+/// loading anything. Like any first tensor, it fixes the device's precision: call
+/// [`set_precision`] first.
+pub fn check_device<B: Backend>(device: &B::Device) -> Result<()> {
+    use burn::tensor::{ElementConversion, Tensor};
+    let run = || -> f32 {
+        let x = Tensor::<B, 1>::from_floats([1.0], device);
+        x.add_scalar(1.0).into_scalar().elem()
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(2.0) => Ok(()),
+        Ok(value) => Err(Error::Device(format!(
+            "the device computed 1 + 1 = {value}; its driver or backend is broken"
+        ))),
+        Err(payload) => Err(Error::Device(device_failure(payload.as_ref()))),
+    }
+}
+
+/// The message of a device start-up panic, with what usually causes it.
+fn device_failure(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    format!(
+        "the device could not start ({what}). CUDA needs an NVIDIA driver (libcuda) and libnvrtc on the \
+         library path; wgpu needs a Vulkan, Metal or DX12 adapter. Without one, build with the default \
+         `cpu` feature"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_working_device_passes_the_check_and_a_panic_becomes_a_device_error() {
+        check_device::<burn::backend::Flex>(&Default::default()).unwrap();
+        let payload = std::panic::catch_unwind(|| panic!("no CUDA driver found")).unwrap_err();
+        let message = device_failure(payload.as_ref());
+        assert!(
+            message.contains("no CUDA driver found") && message.contains("libnvrtc"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn precision_names() {

@@ -278,8 +278,11 @@ impl<B: Backend> HyperStyleBuilder<B> {
     }
 
     /// Reads the weights and builds the model on `device`. Both checkpoints are needed; either
-    /// may keep its networks under the converter's `state_dict/` level or bare.
+    /// may keep its networks under the converter's `state_dict/` level or bare. A device that
+    /// cannot start (e.g. no GPU driver) is [`Error::Device`](crate::Error::Device)
+    /// ([`crate::backend::check_device`]).
     pub fn load(self, device: &B::Device) -> Result<HyperStyle<B>> {
+        crate::backend::check_device::<B>(device)?;
         let missing = |what: &str| hyperstyle_core::Error::InvalidConfig(format!("no {what} checkpoint given"));
         let model = self
             .model

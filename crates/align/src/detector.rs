@@ -287,35 +287,45 @@ impl FaceDetector {
                 break;
             }
         }
-        let mut feats = Vec::with_capacity(levels as usize);
-        let mut level_img = img.clone();
-        for l in 0..levels {
-            if l > 0 {
-                level_img = pyramid_down6(&level_img);
-            }
-            feats.push(fhog(&level_img, self.cell_size as usize, self.fh, self.fw));
+        let mut level_imgs = Vec::with_capacity(levels as usize);
+        level_imgs.push(img.clone());
+        for l in 1..levels as usize {
+            let next = pyramid_down6(&level_imgs[l - 1]);
+            level_imgs.push(next);
         }
+        let feats = parallel_map(level_imgs.len(), |l| {
+            fhog(&level_imgs[l], self.cell_size as usize, self.fh, self.fw)
+        });
+        drop(level_imgs);
 
         let (box_w, box_h) = (self.fw as i64 - 2 * self.padding, self.fh as i64 - 2 * self.padding);
-        let mut all = Vec::new();
-        for (fi, filter) in self.filters.iter().enumerate() {
+        // Candidates of every (filter, level) pair, computed in parallel and gathered in dlib's
+        // order (filter by filter, level by level, row by row).
+        let n_levels = feats.len();
+        let found = parallel_map(self.filters.len() * n_levels, |task| {
+            let (fi, l) = (task / n_levels, task % n_levels);
+            let filter = &self.filters[fi];
+            let planes = &feats[l];
             let mut dets: Vec<(f32, Rect)> = Vec::new();
-            for (l, planes) in feats.iter().enumerate() {
-                let Some((sal, area)) = apply_filter(filter, planes, self.fw, self.fh) else {
-                    continue;
-                };
-                let nc = planes.nc;
-                for r in area.top..=area.bottom {
-                    for c in area.left..=area.right {
-                        let s = sal[r as usize * nc + c as usize];
-                        if f64::from(s) >= filter.threshold {
-                            let cr = centered_rect(c, r, box_w, box_h);
-                            let rect = fhog_to_image_rect(cr, self.cell_size, self.fh as i64, self.fw as i64);
-                            dets.push((s, rect_up6(rect, l)));
-                        }
+            let Some((sal, area)) = apply_filter(filter, planes, self.fw, self.fh) else {
+                return dets;
+            };
+            let nc = planes.nc;
+            for r in area.top..=area.bottom {
+                for c in area.left..=area.right {
+                    let s = sal[r as usize * nc + c as usize];
+                    if f64::from(s) >= filter.threshold {
+                        let cr = centered_rect(c, r, box_w, box_h);
+                        let rect = fhog_to_image_rect(cr, self.cell_size, self.fh as i64, self.fw as i64);
+                        dets.push((s, rect_up6(rect, l)));
                     }
                 }
             }
+            dets
+        });
+        let mut all = Vec::new();
+        for (fi, filter) in self.filters.iter().enumerate() {
+            let mut dets: Vec<(f32, Rect)> = found[fi * n_levels..(fi + 1) * n_levels].concat();
             // Descending score (dlib sorts in reverse with an unstable sort).
             dets.sort_by(|a, b| b.0.total_cmp(&a.0));
             all.extend(dets.into_iter().map(|(s, rect)| Detection {
@@ -348,6 +358,36 @@ impl FaceDetector {
             || inner / a.area() as f64 > self.covered_thresh
             || inner / b.area() as f64 > self.covered_thresh
     }
+}
+
+/// `(0..n).map(f)` on all cores (tasks handed out one at a time), results in order.
+fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n);
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let value = f(i);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(value);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|v| v.expect("every task ran"))
+        .collect()
 }
 
 fn intersect(a: &Rect, b: &Rect) -> Rect {
@@ -570,77 +610,109 @@ fn fhog(img: &Rgb, cell: usize, rows_pad: usize, cols_pad: usize) -> Planes {
     let visible_nc = (cells_nc * cell).min(img.w) as i64 - 1;
     let cellf = cell as f32;
 
-    let grad_at = |y: usize, x: usize| -> [[i32; 2]; 3] {
-        let l = img.px(y, x - 1);
-        let r = img.px(y, x + 1);
-        let t = img.px(y - 1, x);
-        let b = img.px(y + 1, x);
-        [0, 1, 2].map(|ch| [i32::from(r[ch]) - i32::from(l[ch]), i32::from(b[ch]) - i32::from(t[ch])])
-    };
-    let len2 = |g: [i32; 2]| g[0] * g[0] + g[1] * g[1];
-
-    for y in 1..visible_nr.max(1) {
-        let yu = y as usize;
-        let yp = ((y as f64 + 0.5) / f64::from(cellf) - 0.5) as f32;
-        let iyp = yp.floor() as i64;
-        let vy0 = yp - iyp as f32;
-        let vy1 = (1.0 - f64::from(vy0)) as f32;
-        let row0 = (iyp + 1) as usize;
-        let row1 = (iyp + 2) as usize;
-        let mut x: i64 = 1;
+    let row_len = img.w * 3;
+    let simd_end = |visible_nc: i64| {
+        // dlib's 8-wide loop covers x = 1, 9, 17, … while x < visible_nc − 7.
+        let mut x = 1i64;
         while x < visible_nc - 7 {
-            for k in 0..8 {
-                let xk = (x + k) as usize;
-                let g = grad_at(yu, xk);
-                let (rl, gl, bl) = (len2(g[0]), len2(g[1]), len2(g[2]));
-                // SIMD rule: red only when strictly stronger than green, then blue unless
-                // strictly weaker.
-                let (tg, tl) = if rl > gl { (g[0], rl) } else { (g[1], gl) };
-                let (gr, len) = if tl > bl { (tg, tl) } else { (g[2], bl) };
-                let (gx, gy) = (gr[0] as f32, gr[1] as f32);
-                let xx = (x + k) as f32;
-                let xp = (xx + 0.5) / cellf + 0.5;
-                let ixp = xp as i32;
-                let vx0 = xp - ixp as f32;
-                let vx1 = 1.0f32 - vx0;
-                let v = (len as f32).sqrt();
-                let o = best_orientation(gx, gy);
-                let vx1 = vx1 * v;
-                let vx0 = vx0 * v;
-                let (v11, v01, v10, v00) = (vy1 * vx1, vy0 * vx1, vy1 * vx0, vy0 * vx0);
-                let ixp = ixp as usize;
-                hist[row0 * hw + ixp][o] += v11;
-                hist[row1 * hw + ixp][o] += v01;
-                hist[row0 * hw + ixp + 1][o] += v10;
-                hist[row1 * hw + ixp + 1][o] += v00;
-            }
             x += 8;
         }
-        while x < visible_nc {
-            let xu = x as usize;
-            let g = grad_at(yu, xu);
-            let mut gr = g[0];
-            let mut len = len2(g[0]);
-            if len2(g[1]) > len {
-                len = len2(g[1]);
-                gr = g[1];
-            }
-            if len2(g[2]) > len {
-                len = len2(g[2]);
-                gr = g[2];
-            }
-            let o = best_orientation(gr[0] as f32, gr[1] as f32);
-            let v = (len as f32).sqrt();
-            let xp = ((x as f64 + 0.5) / f64::from(cellf) - 0.5) as f32;
-            let ixp = xp.floor() as i64;
+        x
+    };
+    let x_simd_end = simd_end(visible_nc);
+    // Votes of the pixels of one row covered by dlib's 8-wide loop (a pure function of the
+    // row, computed for several rows in parallel and added to the histograms in row order).
+    let row_votes = |y: usize, votes: &mut Vec<Vote>| {
+        votes.clear();
+        let up = &img.data[(y - 1) * row_len..y * row_len];
+        let mid = &img.data[y * row_len..(y + 1) * row_len];
+        let down = &img.data[(y + 1) * row_len..(y + 2) * row_len];
+        for x in 1..x_simd_end as usize {
+            let g = gradients(up, mid, down, x);
+            let (rl, gl, bl) = (len2(g[0]), len2(g[1]), len2(g[2]));
+            // The SIMD rule: red only when strictly stronger than green, then blue unless
+            // strictly weaker.
+            let (tg, tl) = if rl > gl { (g[0], rl) } else { (g[1], gl) };
+            let (gr, len) = if tl > bl { (tg, tl) } else { (g[2], bl) };
+            let xp = (x as f32 + 0.5) / cellf + 0.5;
+            let ixp = xp as i32;
             let vx0 = xp - ixp as f32;
-            let vx1 = (1.0 - f64::from(vx0)) as f32;
-            let c0 = (ixp + 1) as usize;
-            hist[row0 * hw + c0][o] += vy1 * vx1 * v;
-            hist[row1 * hw + c0][o] += vy0 * vx1 * v;
-            hist[row0 * hw + c0 + 1][o] += vy1 * vx0 * v;
-            hist[row1 * hw + c0 + 1][o] += vy0 * vx0 * v;
-            x += 1;
+            let vx1 = 1.0f32 - vx0;
+            let v = (len as f32).sqrt();
+            votes.push(Vote {
+                o: best_orientation(gr[0] as f32, gr[1] as f32) as u8,
+                ixp: ixp as u32,
+                a: vx1 * v,
+                b: vx0 * v,
+            });
+        }
+    };
+    let rows: Vec<usize> = (1..visible_nr.max(1)).map(|y| y as usize).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let chunk_rows = 16 * threads;
+    let mut buffers: Vec<Vec<Vote>> = (0..chunk_rows).map(|_| Vec::new()).collect();
+    for chunk in rows.chunks(chunk_rows) {
+        let bufs = &mut buffers[..chunk.len()];
+        if threads > 1 && chunk.len() > 1 {
+            let per = chunk.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                for (ys, bs) in chunk.chunks(per).zip(bufs.chunks_mut(per)) {
+                    let row_votes = &row_votes;
+                    scope.spawn(move || {
+                        for (&y, b) in ys.iter().zip(bs.iter_mut()) {
+                            row_votes(y, b);
+                        }
+                    });
+                }
+            });
+        } else {
+            for (&y, b) in chunk.iter().zip(bufs.iter_mut()) {
+                row_votes(y, b);
+            }
+        }
+        for (&y, votes) in chunk.iter().zip(bufs.iter()) {
+            let yp = ((y as f64 + 0.5) / f64::from(cellf) - 0.5) as f32;
+            let iyp = yp.floor() as i64;
+            let vy0 = yp - iyp as f32;
+            let vy1 = (1.0 - f64::from(vy0)) as f32;
+            let row0 = (iyp + 1) as usize * hw;
+            let row1 = (iyp + 2) as usize * hw;
+            for vote in votes {
+                let (o, ixp) = (vote.o as usize, vote.ixp as usize);
+                hist[row0 + ixp][o] += vy1 * vote.a;
+                hist[row1 + ixp][o] += vy0 * vote.a;
+                hist[row0 + ixp + 1][o] += vy1 * vote.b;
+                hist[row1 + ixp + 1][o] += vy0 * vote.b;
+            }
+            // The columns left over by the 8-wide loop: dlib's scalar code, whose colour
+            // choice keeps red on ties and whose weights multiply in another order.
+            let up = &img.data[(y - 1) * row_len..y * row_len];
+            let mid = &img.data[y * row_len..(y + 1) * row_len];
+            let down = &img.data[(y + 1) * row_len..(y + 2) * row_len];
+            for x in x_simd_end..visible_nc {
+                let g = gradients(up, mid, down, x as usize);
+                let mut gr = g[0];
+                let mut len = len2(g[0]);
+                if len2(g[1]) > len {
+                    len = len2(g[1]);
+                    gr = g[1];
+                }
+                if len2(g[2]) > len {
+                    len = len2(g[2]);
+                    gr = g[2];
+                }
+                let o = best_orientation(gr[0] as f32, gr[1] as f32);
+                let v = (len as f32).sqrt();
+                let xp = ((x as f64 + 0.5) / f64::from(cellf) - 0.5) as f32;
+                let ixp = xp.floor() as i64;
+                let vx0 = xp - ixp as f32;
+                let vx1 = (1.0 - f64::from(vx0)) as f32;
+                let c0 = (ixp + 1) as usize;
+                hist[row0 + c0][o] += vy1 * vx1 * v;
+                hist[row1 + c0][o] += vy0 * vx1 * v;
+                hist[row0 + c0 + 1][o] += vy1 * vx0 * v;
+                hist[row1 + c0 + 1][o] += vy0 * vx0 * v;
+            }
         }
     }
 
@@ -710,18 +782,49 @@ fn fhog(img: &Rgb, cell: usize, rows_pad: usize, cols_pad: usize) -> Planes {
     }
 }
 
+/// One pixel's vote: orientation bin, left cell column, and the gradient magnitude times the
+/// horizontal interpolation weights of the left and right cells.
+#[derive(Clone, Copy)]
+struct Vote {
+    o: u8,
+    ixp: u32,
+    a: f32,
+    b: f32,
+}
+
+fn len2(g: [i32; 2]) -> i32 {
+    g[0] * g[0] + g[1] * g[1]
+}
+
+/// Central differences (x, y) of the 3 channels at column `x` of the middle row.
+#[inline]
+fn gradients(up: &[u8], mid: &[u8], down: &[u8], x: usize) -> [[i32; 2]; 3] {
+    let (l, r, c) = ((x - 1) * 3, (x + 1) * 3, x * 3);
+    let mut g = [[0i32; 2]; 3];
+    for (ch, gc) in g.iter_mut().enumerate() {
+        *gc = [
+            i32::from(mid[r + ch]) - i32::from(mid[l + ch]),
+            i32::from(down[c + ch]) - i32::from(up[c + ch]),
+        ];
+    }
+    g
+}
+
+/// The orientation bin (0–17) of a gradient: the direction with the largest positive dot
+/// product, a bin of 9..18 for the opposite directions, the first one on ties, 0 for none.
 fn best_orientation(gx: f32, gy: f32) -> usize {
     let mut best_dot = 0f32;
     let mut best_o = 0usize;
     for (o, d) in DIRECTIONS.iter().enumerate() {
         let dot = d[0] * gx + d[1] * gy;
-        if dot > best_dot {
-            best_dot = dot;
-            best_o = o;
-        } else if -dot > best_dot {
-            best_dot = -dot;
-            best_o = o + 9;
-        }
+        // Written as selects (dlib's SIMD form): with `best_dot >= 0`, `-dot` can only win
+        // when `dot` did not.
+        let take = dot > best_dot;
+        best_dot = if take { dot } else { best_dot };
+        best_o = if take { o } else { best_o };
+        let take = -dot > best_dot;
+        best_dot = if take { -dot } else { best_dot };
+        best_o = if take { o + 9 } else { best_o };
     }
     best_o
 }
@@ -759,25 +862,6 @@ fn apply_filter(filter: &Filter, planes: &Planes, fw: usize, fh: usize) -> Optio
         return None;
     }
     Some((sal, area))
-}
-
-/// Sum of `n` products accumulated as dlib's 8-wide SIMD loop does: three interleaved
-/// accumulators over taps `0, 3, 6, …`, `1, 4, 7, …`, `2, 5, 8, …` (only while 3 taps remain),
-/// the remaining taps into the first, then `a + (b + c)`.
-fn simd_dot(n: usize, term: impl Fn(usize) -> f32) -> f32 {
-    let (mut a, mut b, mut c) = (0f32, 0f32, 0f32);
-    let mut k = 0;
-    while k + 2 < n {
-        a += term(k);
-        b += term(k + 1);
-        c += term(k + 2);
-        k += 3;
-    }
-    while k < n {
-        a += term(k);
-        k += 1;
-    }
-    a + (b + c)
 }
 
 /// dlib's `float_spatially_filter_image` with `add_to` (the saliency starts at zero, so the
@@ -827,6 +911,41 @@ fn filter_full(img: &[f32], (nr, nc): (usize, usize), f: &[f32], (fh, fw): (usiz
     }
 }
 
+/// Eight outputs of a dot product with `taps`, as dlib's 8-wide SIMD loop computes them:
+/// `lane(n)` holds the 8 inputs of tap `n`; three interleaved accumulators over taps
+/// `0, 3, 6, …`, `1, 4, 7, …`, `2, 5, 8, …` (while 3 taps remain), the rest into the first, then
+/// `a + (b + c)`.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+fn dot8<'a>(taps: &[f32], lane: impl Fn(usize) -> &'a [f32]) -> [f32; 8] {
+    let (mut a, mut b, mut c) = ([0f32; 8], [0f32; 8], [0f32; 8]);
+    let n = taps.len();
+    let mut k = 0;
+    while k + 2 < n {
+        let (s0, s1, s2) = (&lane(k)[..8], &lane(k + 1)[..8], &lane(k + 2)[..8]);
+        let (w0, w1, w2) = (taps[k], taps[k + 1], taps[k + 2]);
+        for i in 0..8 {
+            a[i] += s0[i] * w0;
+            b[i] += s1[i] * w1;
+            c[i] += s2[i] * w2;
+        }
+        k += 3;
+    }
+    while k < n {
+        let s = &lane(k)[..8];
+        let w = taps[k];
+        for i in 0..8 {
+            a[i] += s[i] * w;
+        }
+        k += 1;
+    }
+    let mut out = [0f32; 8];
+    for i in 0..8 {
+        out[i] = a[i] + (b[i] + c[i]);
+    }
+    out
+}
+
 /// dlib's `float_spatially_filter_image_separable` adding into `out`.
 fn filter_separable(
     img: &[f32],
@@ -844,10 +963,9 @@ fn filter_separable(
         let line = &img[r * nc..(r + 1) * nc];
         let mut c = first_col as i64;
         while c < last_col - 7 {
-            for k in 0..8 {
-                let cc = c as usize + k;
-                scratch[r * nc + cc] = simd_dot(row.len(), |n| line[cc - first_col + n] * row[n]);
-            }
+            let cu = c as usize;
+            let v = dot8(row, |n| &line[cu - first_col + n..]);
+            scratch[r * nc + cu..r * nc + cu + 8].copy_from_slice(&v);
             c += 8;
         }
         while c < last_col {
@@ -860,14 +978,15 @@ fn filter_separable(
             c += 1;
         }
     }
+    let scratch = &*scratch;
     for r in first_row as i64..last_row {
         let r = r as usize;
         let mut c = first_col as i64;
         while c < last_col - 7 {
-            for k in 0..8 {
-                let cc = c as usize + k;
-                let v = simd_dot(col.len(), |m| scratch[(r - first_row + m) * nc + cc] * col[m]);
-                out[r * nc + cc] += v;
+            let cu = c as usize;
+            let v = dot8(col, |m| &scratch[(r - first_row + m) * nc + cu..]);
+            for (o, x) in out[r * nc + cu..r * nc + cu + 8].iter_mut().zip(v) {
+                *o += x;
             }
             c += 8;
         }

@@ -1042,8 +1042,8 @@ fn build_filter(weights: Vec<f64>, fw: usize, fh: usize) -> Filter {
 }
 
 /// Thin SVD of a row-major `m × n` matrix by one-sided Jacobi rotations: `a = u·diag(s)·vᵀ`
-/// with `u` `m × k`, `v` `n × k` (row-major), `k = min(m, n)`... computed on the columns of
-/// `a` (or of `aᵀ` when `m < n`).
+/// with `u` (`m × k`) and `v` (`n × k`) row-major and `k = min(m, n)`; the columns of `a` (of
+/// `aᵀ` when `m < n`) are rotated until orthogonal.
 fn svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     if m < n {
         // Work on the transpose and swap the factors.

@@ -161,3 +161,19 @@ fn whole_pipeline_matches_upstream_when_models_are_available() {
         assert!(max <= 2, "{name}: max-abs {max}/255");
     }
 }
+
+#[test]
+fn degenerate_photos_give_no_faces_and_no_panic() {
+    let detector = FaceDetector::dlib_frontal();
+    for (w, h) in [(1, 1), (7, 5), (70, 3), (3, 90), (64, 64)] {
+        let photo = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        for upsample in 0..3 {
+            assert!(detector.detect(&photo, upsample).is_empty(), "{w}×{h}");
+        }
+    }
+    // Landmarks of a box far outside the photo are still computed (from black pixels).
+    let predictor = ShapePredictor::load(fixtures().join("5pt_truncated.dat")).unwrap();
+    let gray = hyperstyle_align::GrayImage::new(10, 10);
+    let pts = predictor.predict(&gray, Rect::new(-5000, -5000, -4000, -4000));
+    assert_eq!(pts.len(), 5);
+}

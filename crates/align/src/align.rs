@@ -26,9 +26,10 @@ use crate::pil::{quad_transform, resize_lanczos};
 /// Sizes of the aligned image. Upstream uses 1024 for both, with padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlignOptions {
-    /// Side of the returned image.
+    /// Side of the returned image (at most `transform_size`). It also sets when the photo is
+    /// shrunk first: when the face quad is at least 4 output sizes.
     pub output_size: u32,
-    /// Side of the QUAD transform's result, resized to `output_size` when larger.
+    /// Side of the QUAD transform's result, resized to `output_size` with Lanczos when larger.
     pub transform_size: u32,
     /// Whether to pad with the blurred mirror border when the face is near the photo's edge
     /// (otherwise the outside is black).
@@ -129,6 +130,13 @@ pub fn align_face(photo: &RgbImage, landmarks: &[[f64; 2]], options: &AlignOptio
         return Err(Error::InvalidInput(
             "output and transform sizes must be positive".into(),
         ));
+    }
+    if options.output_size > options.transform_size {
+        // Upstream would silently return a transform_size image.
+        return Err(Error::InvalidInput(format!(
+            "output size {} is larger than the transform size {}",
+            options.output_size, options.transform_size
+        )));
     }
     if photo.width() == 0 || photo.height() == 0 {
         return Err(Error::InvalidInput("empty photo".into()));
@@ -304,6 +312,14 @@ mod tests {
         let img = RgbImage::new(100, 100);
         assert!(matches!(
             align_face(&img, &landmarks()[..5], &AlignOptions::default()),
+            Err(Error::InvalidInput(_))
+        ));
+        let larger = AlignOptions {
+            output_size: 2048,
+            ..AlignOptions::default()
+        };
+        assert!(matches!(
+            align_face(&img, &landmarks(), &larger),
             Err(Error::InvalidInput(_))
         ));
     }

@@ -96,6 +96,23 @@ fn measure(reps: usize, flop: Option<f64>, op: String, shape: String, mut f: imp
     }
 }
 
+/// The tensor-op form of a per-sample convolution: `conv(x_b, w_b)` for every sample `b` of x
+/// `[n, in, h, w]` with weights `[n, out, in, k, k]`, concatenated.
+fn per_sample(
+    x: &Tensor<B, 4>,
+    weights: &Tensor<B, 5>,
+    conv: impl Fn(Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [n, cout, cin, k, _] = weights.dims();
+    let out = (0..n)
+        .map(|b| {
+            let w = weights.clone().narrow(0, b, 1).reshape([cout, cin, k, k]);
+            conv(x.clone().narrow(0, b, 1), w)
+        })
+        .collect();
+    Tensor::cat(out, 0)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.reuse_freed_memory {
@@ -148,18 +165,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if kernels {
                     flex::conv_transpose2d_stride2(&x, &w_up).expect("flex f32")
                 } else {
-                    let out: Vec<_> = (0..n)
-                        .map(|b| {
-                            let w = w_up.clone().narrow(0, b, 1).reshape([co, ci, 3, 3]).swap_dims(0, 1);
-                            conv_transpose2d(
-                                x.clone().narrow(0, b, 1),
-                                w,
-                                None,
-                                ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1),
-                            )
-                        })
-                        .collect();
-                    Tensor::cat(out, 0)
+                    per_sample(&x, &w_up, |x, w| {
+                        let options = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
+                        conv_transpose2d(x, w.swap_dims(0, 1), None, options)
+                    })
                 }
             },
         ));
@@ -215,18 +224,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if kernels {
                     flex::conv2d_same(&a, &w).expect("flex f32")
                 } else {
-                    let out: Vec<_> = (0..n)
-                        .map(|b| {
-                            let wb = w.clone().narrow(0, b, 1).reshape([co, co, 3, 3]);
-                            conv2d(
-                                a.clone().narrow(0, b, 1),
-                                wb,
-                                None,
-                                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-                            )
-                        })
-                        .collect();
-                    Tensor::cat(out, 0)
+                    per_sample(&a, &w, |x, w| {
+                        conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+                    })
                 }
             },
         ));
@@ -241,18 +241,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if kernels {
                     flex::conv2d_same(&a, &w_rgb).expect("flex f32")
                 } else {
-                    let out: Vec<_> = (0..n)
-                        .map(|b| {
-                            let wb = w_rgb.clone().narrow(0, b, 1).reshape([3, co, 1, 1]);
-                            conv2d(
-                                a.clone().narrow(0, b, 1),
-                                wb,
-                                None,
-                                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-                            )
-                        })
-                        .collect();
-                    Tensor::cat(out, 0)
+                    per_sample(&a, &w_rgb, |x, w| {
+                        conv2d(x, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
+                    })
                 }
             },
         ));

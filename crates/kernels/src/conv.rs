@@ -56,6 +56,10 @@ impl Phase {
 /// `[batch, channels, height, width]`.
 pub type Dims = [usize; 4];
 
+/// The signature of [`conv2d_same`] and [`conv_transpose2d_stride2`]:
+/// `(x, dims, weights, weight batch, output channels, kernel side) → output`.
+pub type PerSampleConv = fn(&[f32], Dims, &[f32], usize, usize, usize) -> Vec<f32>;
+
 /// A stride-1 convolution with zero padding `k / 2` ("same" size for odd `k`), each sample with
 /// its own kernel: [`conv2d`] with `stride` 1, `padding` `k / 2` and no bias.
 ///
@@ -742,36 +746,40 @@ mod tests {
         assert!(max <= bound, "max-abs error {max:e} over bound {bound:e}");
     }
 
-    #[test]
-    fn same_convolution_matches_the_definition() {
-        for &(n, ci, co, h, w, k, wb) in &[
-            (1, 3, 4, 5, 7, 3, 1),
-            (2, 4, 3, 6, 5, 3, 2),
-            (3, 5, 2, 4, 4, 1, 3),
-            (2, 2, 5, 9, 3, 5, 1),
-            (1, 6, 3, 1, 1, 3, 1),
-        ] {
-            let x = values(n * ci * h * w, 1);
-            let wt = values(wb * co * ci * k * k, 2);
-            let got = conv2d_same(&x, [n, ci, h, w], &wt, wb, co, k);
-            assert_close(&got, &naive_same(&x, [n, ci, h, w], &wt, wb, co, k), ci * k * k);
+    type Reference = fn(&[f32], Dims, &[f32], usize, usize, usize) -> Vec<f64>;
+
+    /// `conv` against `reference` on cases `(n, in, out, h, w, k, weight batch)`.
+    fn check_per_sample(conv: PerSampleConv, reference: Reference, cases: &[[usize; 7]]) {
+        for (i, &[n, ci, co, h, w, k, wb]) in cases.iter().enumerate() {
+            let x = values(n * ci * h * w, 2 * i as u64 + 1);
+            let wt = values(wb * co * ci * k * k, 2 * i as u64 + 2);
+            let got = conv(&x, [n, ci, h, w], &wt, wb, co, k);
+            assert_close(&got, &reference(&x, [n, ci, h, w], &wt, wb, co, k), ci * k * k);
         }
     }
 
     #[test]
+    fn same_convolution_matches_the_definition() {
+        let cases = [
+            [1, 3, 4, 5, 7, 3, 1],
+            [2, 4, 3, 6, 5, 3, 2],
+            [3, 5, 2, 4, 4, 1, 3],
+            [2, 2, 5, 9, 3, 5, 1],
+            [1, 6, 3, 1, 1, 3, 1],
+        ];
+        check_per_sample(conv2d_same, naive_same, &cases);
+    }
+
+    #[test]
     fn transposed_convolution_matches_the_definition() {
-        for &(n, ci, co, h, w, k, wb) in &[
-            (1, 3, 4, 4, 4, 3, 1),
-            (2, 4, 3, 5, 3, 3, 2),
-            (2, 2, 3, 3, 6, 4, 1),
-            (1, 3, 2, 2, 2, 1, 1),
-            (1, 2, 2, 1, 1, 3, 1),
-        ] {
-            let x = values(n * ci * h * w, 3);
-            let wt = values(wb * co * ci * k * k, 4);
-            let got = conv_transpose2d_stride2(&x, [n, ci, h, w], &wt, wb, co, k);
-            assert_close(&got, &naive_transposed(&x, [n, ci, h, w], &wt, wb, co, k), ci * k * k);
-        }
+        let cases = [
+            [1, 3, 4, 4, 4, 3, 1],
+            [2, 4, 3, 5, 3, 3, 2],
+            [2, 2, 3, 3, 6, 4, 1],
+            [1, 3, 2, 2, 2, 1, 1],
+            [1, 2, 2, 1, 1, 3, 1],
+        ];
+        check_per_sample(conv_transpose2d_stride2, naive_transposed, &cases);
     }
 
     #[test]

@@ -75,14 +75,25 @@ fn tensor<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Op
 /// [`conv::conv2d_same`]: x `[n, in, h, w]`, weights `[n or 1, out, in, k, k]` (odd k) →
 /// `[n, out, h, w]`.
 pub fn conv2d_same<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Option<Tensor<B, 4>> {
+    per_sample_conv(x, weights, conv::conv2d_same, |n, _| n)
+}
+
+/// A convolution with per-sample kernels `weights` `[n or 1, out, in, k, k]` by `run(x, dims,
+/// weights, weight batch, out, k)`, whose output side is `size(input side, k)`.
+fn per_sample_conv<B: Backend>(
+    x: &Tensor<B, 4>,
+    weights: &Tensor<B, 5>,
+    run: conv::PerSampleConv,
+    size: fn(usize, usize) -> usize,
+) -> Option<Tensor<B, 4>> {
     if !accelerates(x) {
         return None;
     }
     let dims = x.dims();
     let [wb, cout, _, k, _] = weights.dims();
     let (xv, wv) = (values(x)?, values(weights)?);
-    let out = conv::conv2d_same(&xv.slice(), dims, &wv.slice(), wb, cout, k);
-    tensor(out, [dims[0], cout, dims[2], dims[3]])
+    let out = run(&xv.slice(), dims, &wv.slice(), wb, cout, k);
+    tensor(out, [dims[0], cout, size(dims[2], k), size(dims[3], k)])
 }
 
 /// An activation for [`conv2d`], with its parameters as tensors.
@@ -170,15 +181,7 @@ pub fn conv2d<B: Backend>(
 /// [`conv::conv_transpose2d_stride2`]: x `[n, in, h, w]`, weights `[n or 1, out, in, k, k]` →
 /// `[n, out, 2h + k − 2, 2w + k − 2]`.
 pub fn conv_transpose2d_stride2<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Option<Tensor<B, 4>> {
-    if !accelerates(x) {
-        return None;
-    }
-    let dims = x.dims();
-    let [wb, cout, _, k, _] = weights.dims();
-    let (xv, wv) = (values(x)?, values(weights)?);
-    let out = conv::conv_transpose2d_stride2(&xv.slice(), dims, &wv.slice(), wb, cout, k);
-    let size = |n| conv::transposed_size(n, k);
-    tensor(out, [dims[0], cout, size(dims[2]), size(dims[3])])
+    per_sample_conv(x, weights, conv::conv_transpose2d_stride2, conv::transposed_size)
 }
 
 /// [`fir::upfirdn2d`] on every plane of x `[n, c, h, w]` with a row-major `kh × kw` kernel.

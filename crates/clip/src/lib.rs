@@ -32,6 +32,14 @@
 //! Without the feature, [`Tokenizer::open`] reads the file (gzip-compressed or plain) from a
 //! path.
 //!
+//! # Weights
+//!
+//! [`TextTransformer::load`] takes OpenAI's state-dict keys (the text side of any OpenAI CLIP
+//! checkpoint; `visual.*` and `logit_scale` are ignored), as safetensors through
+//! [`hyperstyle_core::WeightStore`]. OpenAI distributes its models (`ViT-B-32.pt`, …) as
+//! TorchScript archives in float16, which `weights-convert` does not read yet (it refuses
+//! TorchScript archives); a state dict saved with `torch.save` converts as usual.
+//!
 //! # Fidelity
 //!
 //! Token ids equal those of OpenAI's `clip.tokenize` (with ftfy installed, as OpenAI's code

@@ -103,7 +103,8 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
-    /// The tokenizer of every OpenAI CLIP model, from the bundled merges file.
+    /// The tokenizer of every OpenAI CLIP model, from the bundled merges file (decompressing and
+    /// indexing it takes some tens of milliseconds: build it once).
     #[cfg(feature = "bundled-vocab")]
     pub fn bundled() -> Result<Self> {
         Self::from_bytes(BUNDLED_VOCAB, Path::new("<bundled vocab>"))

@@ -12,7 +12,7 @@ use hyperstyle_core::{Error, Kind, Result, WeightStore, Weights};
 
 use crate::config::{GeneratorConfig, LayerKind};
 use crate::mapping::MappingNetwork;
-use crate::modulated_conv::ConvStrategy;
+use crate::modulated_conv::{ConvStrategy, Style};
 use crate::noise::Noise;
 use crate::offsets::WeightOffsets;
 use crate::styled_conv::{StyledConv, ToRgb};
@@ -258,6 +258,59 @@ impl<B: Backend> Generator<B> {
         noise: &Noise<B>,
         offsets: Option<&WeightOffsets<B>>,
     ) -> Result<Tensor<B, 4>> {
+        let batch = self.check_latents(&latents)?;
+        let rows = self.latent_rows();
+        let style = |j: usize| {
+            Style::Latent(
+                latents
+                    .clone()
+                    .narrow(1, rows[j], 1)
+                    .reshape([batch, self.config.style_dim]),
+            )
+        };
+        self.synthesize(batch, style, noise, offsets)
+    }
+
+    /// StyleSpace: the style every modulated layer derives from W+ codes `latents` `[batch,
+    /// n_latent, 512]`, in layer-table order (`config().layers()`, ToRGB layers included): layer
+    /// `j` gets `[batch, in_channels_j]`. [`Self::synthesis_from_styles`] of these equals
+    /// [`Self::synthesis`] of the codes.
+    pub fn styles(&self, latents: Tensor<B, 3>) -> Result<Vec<Tensor<B, 2>>> {
+        let batch = self.check_latents(&latents)?;
+        let dim = self.config.style_dim;
+        let row = |i: usize| latents.clone().narrow(1, i, 1).reshape([batch, dim]);
+        let rows = self.latent_rows();
+        let mut styles = vec![self.conv1.style(row(rows[0])), self.to_rgb1.style(row(rows[1]))];
+        for (k, to_rgb) in self.to_rgbs.iter().enumerate() {
+            let t = 2 + 3 * k;
+            styles.push(self.convs[2 * k].style(row(rows[t])));
+            styles.push(self.convs[2 * k + 1].style(row(rows[t + 1])));
+            styles.push(to_rgb.style(row(rows[t + 2])));
+        }
+        Ok(styles)
+    }
+
+    /// The synthesis network driven by StyleSpace styles (one per modulated layer, as
+    /// [`Self::styles`] returns them, possibly edited) instead of W+ codes.
+    pub fn synthesis_from_styles(
+        &self,
+        styles: &[Tensor<B, 2>],
+        noise: &Noise<B>,
+        offsets: Option<&WeightOffsets<B>>,
+    ) -> Result<Tensor<B, 4>> {
+        let n_layers = self.config.num_weight_layers();
+        if styles.len() != n_layers {
+            return Err(Error::InvalidInput(format!(
+                "expected {n_layers} styles (one per modulated layer), got {}",
+                styles.len()
+            )));
+        }
+        let batch = styles[0].dims()[0];
+        self.synthesize(batch, |j| Style::Modulated(styles[j].clone()), noise, offsets)
+    }
+
+    /// The batch size of W+ codes of the right shape.
+    fn check_latents(&self, latents: &Tensor<B, 3>) -> Result<usize> {
         let [batch, rows, dim] = latents.dims();
         let config = &self.config;
         if rows != config.n_latent() || dim != config.style_dim {
@@ -267,7 +320,28 @@ impl<B: Backend> Generator<B> {
                 config.style_dim
             )));
         }
-        let n_layers = config.num_weight_layers();
+        Ok(batch)
+    }
+
+    /// The W+ row each modulated layer reads, in layer-table order: conv1 0, to_rgb1 1, then per
+    /// resolution the up conv, the conv and the ToRGB read rows `2k + 1`, `2k + 2`, `2k + 3`.
+    fn latent_rows(&self) -> Vec<usize> {
+        let mut rows = vec![0, 1];
+        for k in 0..self.to_rgbs.len() {
+            rows.extend([2 * k + 1, 2 * k + 2, 2 * k + 3]);
+        }
+        rows
+    }
+
+    /// The synthesis loop, layer `j` driven by `style(j)`.
+    fn synthesize(
+        &self,
+        batch: usize,
+        style: impl Fn(usize) -> Style<B>,
+        noise: &Noise<B>,
+        offsets: Option<&WeightOffsets<B>>,
+    ) -> Result<Tensor<B, 4>> {
+        let n_layers = self.config.num_weight_layers();
         if let Some(offsets) = offsets {
             if offsets.len() != n_layers {
                 return Err(Error::InvalidInput(format!(
@@ -277,19 +351,20 @@ impl<B: Backend> Generator<B> {
             }
         }
         let noises = self.noise_images(noise, batch)?;
-        let row = |i: usize| latents.clone().narrow(1, i, 1).reshape([batch, dim]);
         let offset = |j: usize| offsets.and_then(|o| o[j].clone());
         let strategy = self.conv_strategy;
 
         let mut h = self.constant.val().repeat_dim(0, batch);
-        h = self.conv1.forward(h, row(0), noises[0].clone(), offset(0), strategy)?;
-        let mut skip = self.to_rgb1.forward(h.clone(), row(1), None, offset(1), strategy)?;
+        h = self
+            .conv1
+            .forward(h, style(0), noises[0].clone(), offset(0), strategy)?;
+        let mut skip = self.to_rgb1.forward(h.clone(), style(1), None, offset(1), strategy)?;
         for (k, to_rgb) in self.to_rgbs.iter().enumerate() {
-            let (i, t) = (2 * k + 1, 2 + 3 * k);
+            let t = 2 + 3 * k;
             let (up, conv) = (&self.convs[2 * k], &self.convs[2 * k + 1]);
-            h = up.forward(h, row(i), noises[2 * k + 1].clone(), offset(t), strategy)?;
-            h = conv.forward(h, row(i + 1), noises[2 * k + 2].clone(), offset(t + 1), strategy)?;
-            skip = to_rgb.forward(h.clone(), row(i + 2), Some(skip), offset(t + 2), strategy)?;
+            h = up.forward(h, style(t), noises[2 * k + 1].clone(), offset(t), strategy)?;
+            h = conv.forward(h, style(t + 1), noises[2 * k + 2].clone(), offset(t + 1), strategy)?;
+            skip = to_rgb.forward(h.clone(), style(t + 2), Some(skip), offset(t + 2), strategy)?;
         }
         Ok(skip)
     }

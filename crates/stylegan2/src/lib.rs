@@ -33,6 +33,6 @@ pub mod upfirdn;
 pub use config::{GeneratorConfig, LayerKind, LayerSpec};
 pub use generator::{GenerateOptions, Generator, GENERATOR_PREFIXES};
 pub use hyperstyle_core::{Error, Result};
-pub use modulated_conv::ConvStrategy;
+pub use modulated_conv::{ConvStrategy, Style};
 pub use noise::Noise;
 pub use offsets::WeightOffsets;

@@ -61,6 +61,24 @@ impl std::str::FromStr for ConvStrategy {
     }
 }
 
+/// What drives a modulated convolution: a W-space code, or its style (StyleSpace).
+#[derive(Debug, Clone)]
+pub enum Style<B: Backend> {
+    /// A code `[batch, style_dim]` (a row of W+); the layer's affine `modulation` maps it to the
+    /// style.
+    Latent(Tensor<B, 2>),
+    /// The style itself, `[batch, in_channels]`: the modulation's output, one factor per input
+    /// channel (StyleSpace, as StyleCLIP's global directions edit it).
+    Modulated(Tensor<B, 2>),
+}
+
+impl<B: Backend> From<Tensor<B, 2>> for Style<B> {
+    /// A W-space code.
+    fn from(w: Tensor<B, 2>) -> Self {
+        Style::Latent(w)
+    }
+}
+
 /// `ModulatedConv2d(in, out, k, style_dim, demodulate, upsample)` of rosinality's StyleGAN2.
 ///
 /// Per sample `b` with style `s_b = modulation(w_b)` and optional offset `Δ_b`:
@@ -172,12 +190,19 @@ impl<B: Backend> ModulatedConv2d<B> {
         [cout, cin, k, k]
     }
 
-    /// x: `[batch, in, h, w]`, style: `[batch, style_dim]`, offset: `[batch or 1, out, in, k, k]`
-    /// or `[batch or 1, out, in, 1, 1]` → `[batch, out, h', w']` (`h' = 2h` when up-sampling).
+    /// The style of W-space codes `w` `[batch, style_dim]`: `modulation(w)`, `[batch, in]`.
+    pub fn style(&self, w: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.modulation.forward(w)
+    }
+
+    /// x: `[batch, in, h, w]`, style: a code `[batch, style_dim]` (a tensor converts to
+    /// [`Style::Latent`]) or a [`Style::Modulated`] style `[batch, in]`, offset: `[batch or 1,
+    /// out, in, k, k]` or `[batch or 1, out, in, 1, 1]` → `[batch, out, h', w']` (`h' = 2h` when
+    /// up-sampling).
     pub fn forward(
         &self,
         x: Tensor<B, 4>,
-        style: Tensor<B, 2>,
+        style: impl Into<Style<B>>,
         offset: Option<Tensor<B, 5>>,
         strategy: ConvStrategy,
     ) -> Result<Tensor<B, 4>> {
@@ -188,6 +213,18 @@ impl<B: Backend> ModulatedConv2d<B> {
                 "modulated conv expects {win} input channels, got {cin}"
             )));
         }
+        let s = match style.into() {
+            Style::Latent(w) => self.modulation.forward(w),
+            Style::Modulated(s) => {
+                if s.dims() != [batch, cin] {
+                    return Err(Error::InvalidInput(format!(
+                        "a style for this layer must be [{batch}, {cin}], got {:?}",
+                        s.dims()
+                    )));
+                }
+                s
+            }
+        };
         if let Some(offset) = &offset {
             let dims = offset.dims();
             let taps_ok = dims[3..] == [k, k] || dims[3..] == [1, 1];
@@ -197,7 +234,6 @@ impl<B: Backend> ModulatedConv2d<B> {
                 )));
             }
         }
-        let s = self.modulation.forward(style);
         if let Some(y) = self.forward_native(&x, s.clone(), offset.clone()) {
             return Ok(y);
         }

@@ -8,7 +8,7 @@ use hyperstyle_core::weights::{tensor_values, NamedTensor};
 use hyperstyle_core::{Result, Weights};
 
 use crate::config::{GeneratorConfig, LayerSpec};
-use crate::modulated_conv::{load_fir, ConvStrategy, ModulatedConv2d};
+use crate::modulated_conv::{load_fir, ConvStrategy, ModulatedConv2d, Style};
 use crate::upfirdn::{upsample_2x, FirKernel};
 
 /// `FusedLeakyReLU(NoiseInjection(ModulatedConv2d(x, w, Δ)))`, demodulated.
@@ -57,12 +57,17 @@ impl<B: Backend> StyledConv<B> {
         Ok(())
     }
 
-    /// x: `[batch, in, h, w]`, style: `[batch, style_dim]`, noise: `[batch or 1, 1, h', w']`,
-    /// offset as in [`ModulatedConv2d::forward`].
+    /// The style of W-space codes `w` (see [`ModulatedConv2d::style`]).
+    pub fn style(&self, w: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.conv.style(w)
+    }
+
+    /// x: `[batch, in, h, w]`, style as in [`ModulatedConv2d::forward`], noise: `[batch or 1, 1,
+    /// h', w']`, offset as in [`ModulatedConv2d::forward`].
     pub fn forward(
         &self,
         x: Tensor<B, 4>,
-        style: Tensor<B, 2>,
+        style: impl Into<Style<B>>,
         noise: Tensor<B, 4>,
         offset: Option<Tensor<B, 5>>,
         strategy: ConvStrategy,
@@ -135,11 +140,17 @@ impl<B: Backend> ToRgb<B> {
         Ok(())
     }
 
-    /// x: `[batch, in, h, w]`, skip: the previous RGB `[batch, 3, h/2, w/2]` → `[batch, 3, h, w]`.
+    /// The style of W-space codes `w` (see [`ModulatedConv2d::style`]).
+    pub fn style(&self, w: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.conv.style(w)
+    }
+
+    /// x: `[batch, in, h, w]`, style as in [`ModulatedConv2d::forward`], skip: the previous RGB
+    /// `[batch, 3, h/2, w/2]` → `[batch, 3, h, w]`.
     pub fn forward(
         &self,
         x: Tensor<B, 4>,
-        style: Tensor<B, 2>,
+        style: impl Into<Style<B>>,
         skip: Option<Tensor<B, 4>>,
         offset: Option<Tensor<B, 5>>,
         strategy: ConvStrategy,

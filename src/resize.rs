@@ -1,21 +1,51 @@
-//! Pillow-compatible bilinear resize of 8-bit RGB images.
+//! Pillow-compatible bilinear and bicubic resizes of 8-bit RGB images.
 //!
 //! Upstream resizes inputs with `torchvision.transforms.Resize` on PIL images, i.e. Pillow's
-//! `Image.resize(size, BILINEAR)`. Pillow does not interpolate between the 4 nearest pixels: it
-//! convolves with a triangle filter whose support grows with the downscale factor (antialiasing),
-//! in two separable passes (horizontal, then vertical) with 8-bit fixed-point coefficients and an
-//! 8-bit intermediate image. This reproduces that arithmetic step for step, so that a photo
-//! resized here feeds the networks exactly the tensor upstream would.
+//! `Image.resize(size, BILINEAR)`, and its saved results with `Image.resize(size)` (bicubic, the
+//! default). Pillow does not interpolate between the nearest pixels: it convolves with the
+//! filter (triangle or bicubic) stretched by the downscale factor (antialiasing), in two
+//! separable passes (horizontal, then vertical) with 8-bit fixed-point coefficients and an 8-bit
+//! intermediate image. This reproduces that arithmetic step for step, so that a photo resized
+//! here feeds the networks exactly the tensor upstream would.
 
 use image::RgbImage;
 
 /// Fixed-point precision of Pillow's 8-bit resampling coefficients.
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
+/// A resampling filter: its kernel and the support it has at scale 1.
+#[derive(Clone, Copy)]
+struct Filter {
+    kernel: fn(f64) -> f64,
+    support: f64,
+}
+
+const BILINEAR: Filter = Filter {
+    kernel: triangle,
+    support: 1.0,
+};
+const BICUBIC: Filter = Filter {
+    kernel: bicubic,
+    support: 2.0,
+};
+
 fn triangle(x: f64) -> f64 {
     let x = x.abs();
     if x < 1.0 {
         1.0 - x
+    } else {
+        0.0
+    }
+}
+
+/// Pillow's bicubic kernel (`a = −0.5`).
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
     } else {
         0.0
     }
@@ -27,10 +57,10 @@ struct Coefficients {
     weights: Vec<Vec<i32>>,
 }
 
-fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
+fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Coefficients {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
-    let support = filter_scale; // the triangle filter has support 1
+    let support = filter.support * filter_scale;
     let inv = 1.0 / filter_scale;
     let mut bounds = Vec::with_capacity(out_size);
     let mut weights = Vec::with_capacity(out_size);
@@ -40,7 +70,7 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
         let raw: Vec<f64> = (xmin..xmax)
-            .map(|x| triangle((x as f64 - center + 0.5) * inv))
+            .map(|x| (filter.kernel)((x as f64 - center + 0.5) * inv))
             .collect();
         let total: f64 = raw.iter().sum();
         let fixed = raw
@@ -62,9 +92,9 @@ fn clip8(v: i64) -> u8 {
 }
 
 /// One separable pass along x (`horizontal`) or y over an interleaved RGB buffer.
-fn pass(src: &[u8], (w, h): (usize, usize), out_len: usize, horizontal: bool) -> Vec<u8> {
+fn pass(src: &[u8], (w, h): (usize, usize), out_len: usize, horizontal: bool, filter: Filter) -> Vec<u8> {
     let in_len = if horizontal { w } else { h };
-    let c = coefficients(in_len, out_len);
+    let c = coefficients(in_len, out_len, filter);
     let (ow, oh) = if horizontal { (out_len, h) } else { (w, out_len) };
     let mut out = vec![0u8; ow * oh * 3];
     for y in 0..oh {
@@ -86,16 +116,27 @@ fn pass(src: &[u8], (w, h): (usize, usize), out_len: usize, horizontal: bool) ->
 
 /// `image.resize((width, height), Image.BILINEAR)` as Pillow computes it.
 pub fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize(image, (width, height), BILINEAR)
+}
+
+/// `image.resize((width, height))` as Pillow ≥ 7 computes it (bicubic, its default filter).
+pub fn resize_bicubic(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize(image, (width, height), BICUBIC)
+}
+
+/// A horizontal then a vertical pass, each skipped when that side keeps its size (so the same
+/// size is a copy).
+fn resize(image: &RgbImage, (width, height): (u32, u32), filter: Filter) -> RgbImage {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let (ow, oh) = (width as usize, height as usize);
     let mut data = image.as_raw().clone();
     let mut cur_w = w;
     if ow != w {
-        data = pass(&data, (w, h), ow, true);
+        data = pass(&data, (w, h), ow, true, filter);
         cur_w = ow;
     }
     if oh != h {
-        data = pass(&data, (cur_w, h), oh, false);
+        data = pass(&data, (cur_w, h), oh, false, filter);
     }
     RgbImage::from_raw(width, height, data).expect("buffer of width·height·3 bytes")
 }

@@ -24,7 +24,7 @@ use hyperstyle::{HyperStyle, Stage, StageTimes};
 #[derive(Parser, Debug)]
 #[command(about = "Time the HyperStyle inversion per batch size and check it against the upstream goldens")]
 struct Args {
-    /// Demo model: ffhq1024, cars512 or ffhq256.
+    /// Demo model: ffhq1024, cars512, ffhq256 or wild512.
     #[arg(long, default_value = "ffhq1024", value_parser = CONFIGS)]
     config: String,
     /// Batch sizes to time, comma-separated.

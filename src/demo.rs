@@ -32,8 +32,9 @@ use crate::error::Result;
 use crate::pipeline::{HyperStyle, HyperStyleConfig};
 
 /// The demo configurations: `ffhq256` (faces, 256 generator, 3 steps), `cars512` (cars, 2 steps,
-/// GANSpace data) and `ffhq1024` (the real FFHQ architecture, 2 steps, edits, domain adaptation).
-pub const CONFIGS: [&str; 3] = ["ffhq256", "cars512", "ffhq1024"];
+/// GANSpace data), `ffhq1024` (the real FFHQ architecture, 2 steps, edits, domain adaptation) and
+/// `wild512` (AFHQ wild animals, 512 generator, 2 steps).
+pub const CONFIGS: [&str; 4] = ["ffhq256", "cars512", "ffhq1024", "wild512"];
 
 /// The folder of the demo data: `HYPERSTYLE_FIXTURES` if set, else the repository's
 /// `tests/fixtures/`.

@@ -235,6 +235,16 @@ fn ganspace_cars512() {
     }
 }
 
+/// AFHQ wild (512 generator, 256×256 input, no crop): the inversion, checked against every
+/// inversion golden, and the domain the checkpoint's options name.
+#[test]
+fn afhq_wild512() {
+    let fixture = Fixture::load("wild512");
+    let (model, inversion) = invert("wild512", &fixture);
+    assert_eq!(model.config().domain, Domain::Wild);
+    assert_eq!(inversion.steps.last().unwrap().image.dims(), [1, 3, 512, 512]);
+}
+
 /// ffhq1024: the three InterFaceGAN edits, then ReStyle-e4e and domain adaptation, all from one
 /// HyperStyle inversion.
 #[test]

@@ -61,7 +61,7 @@ pub fn pattern_store(checkpoint: &CheckpointManifest, prefixes: &[&str]) -> Weig
     checkpoint.store(prefixes).expect("consistent fixture manifest")
 }
 
-/// A fixture configuration: `ffhq256`, `cars512` or `ffhq1024`.
+/// A fixture configuration: `ffhq256`, `cars512`, `ffhq1024` or `wild512`.
 pub struct Fixture {
     /// The manifest (weights).
     pub manifest: Manifest,

@@ -6,10 +6,15 @@
 //! cargo run --release --example domain_adapt -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors --restyle restyle_e4e_ffhq_encode.safetensors \
 //!     --generator toonify.safetensors photos/
+//! cargo run --release --example domain_adapt -- --model hyperstyle_ffhq.safetensors \
+//!     --w-encoder faces_w_encoder.safetensors --restyle restyle_e4e_ffhq_encode.safetensors \
+//!     --generator toonify.safetensors --align --landmarks shape_predictor_68_face_landmarks.dat holiday.jpg
 //! ```
 //! Each input gets `NAME_adapted.png` (the result at full resolution) and `NAME_adapted_grid.png`:
 //! input | HyperStyle inversion | adapted, at the generator's resolution. All four models
-//! are converted from the upstream `.pt` files with `weights-convert`.
+//! are converted from the upstream `.pt` files with `weights-convert`. `--align` first crops the
+//! face of each ordinary photo the FFHQ way, as upstream's alignment script does
+//! (examples/common/mod.rs, `AlignArgs`).
 
 mod common;
 
@@ -18,7 +23,10 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
-use common::{load_images, progress_bar, refinement_steps, report, side_by_side, BoxError, Failures, Outputs};
+use common::{
+    check_align_domain, load_photos, progress_bar, refinement_steps, report, side_by_side, AlignArgs, BoxError,
+    Failures, Outputs,
+};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::demo::Demo;
 use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter};
@@ -65,12 +73,16 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "out/domain_adapt")]
     output: PathBuf,
-    /// Aligned face images (PNG, JPEG).
+    #[command(flatten)]
+    align: AlignArgs,
+    /// Aligned face images (PNG, JPEG) or folders of them; any photos with --align.
     inputs: Vec<PathBuf>,
 }
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Before the models: a missing or wrong --landmarks file is reported at once.
+    let aligner = args.align.aligner()?;
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
@@ -91,6 +103,7 @@ fn main() -> Result<(), BoxError> {
             (demo.hyperstyle(&device)?, demo.domain_adapter(&device)?, Some(demo))
         }
     };
+    check_align_domain(aligner.as_ref(), model.config().domain)?;
     let mut inputs = args.inputs.clone();
     if let (Some(demo), true) = (&demo, inputs.is_empty()) {
         inputs.push(demo.photo("astronaut.png"));
@@ -117,7 +130,7 @@ fn main() -> Result<(), BoxError> {
     );
     let size = model.input_size();
     let mut failures = Failures::default();
-    let images = load_images(&inputs, &mut failures);
+    let images = load_photos(&inputs, aligner.as_ref(), None, &mut failures)?;
     let passes = options.restyle_iters + options.hyperstyle_iters + 1;
     let bar = progress_bar(images.len() * passes, "iterations")?;
     let input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();

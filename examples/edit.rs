@@ -11,6 +11,9 @@
 //!     --factor-range 5 photos/
 //! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors --edit age \
 //!     --direction age.safetensors --factor 3 --inversion out/invert/face.safetensors
+//! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors \
+//!     --w-encoder faces_w_encoder.safetensors --edit age --direction age.safetensors \
+//!     --align --landmarks shape_predictor_68_face_landmarks.dat holiday.jpg
 //! ```
 //! Faces get all three InterFaceGAN edits (upstream's `--edit_directions age,smile,pose`) over
 //! upstream's factor range unless `--edit` / `--factor` say otherwise. Each input gets, per edit,
@@ -18,7 +21,8 @@
 //! every result on its own (`NAME_inversion.png`, `NAME_EDIT_LABEL.png`). `--layout upstream`
 //! writes upstream's editing folders instead (`editing_results/EDIT/FILE`, `editing_coupled/FILE`;
 //! examples/common/upstream.rs). Models, directions and PCA data are converted from the upstream
-//! `.pt` files with `weights-convert`.
+//! `.pt` files with `weights-convert`. `--align` first crops the face of each ordinary photo the
+//! FFHQ way, as upstream's alignment script does (examples/common/mod.rs, `AlignArgs`).
 
 mod common;
 
@@ -29,8 +33,8 @@ use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use common::upstream::{network_input_image, EditWriter, Layout};
 use common::{
-    file_part, limit_images, load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError,
-    Failures, ModelArgs, Outputs,
+    check_align_domain, file_part, load_photos, progress_bar, refinement_steps, report, say, side_by_side, AlignArgs,
+    BoxError, Failures, ModelArgs, Outputs,
 };
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::core::checkpoint::BARE_TENSOR_KEY;
@@ -109,7 +113,10 @@ struct Args {
     /// Edit only the first N photos (folders expanded and sorted first; upstream's --n_images).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     n_images: Option<u64>,
-    /// Images (PNG, JPEG) or folders of images to invert and edit.
+    #[command(flatten)]
+    align: AlignArgs,
+    /// Images (PNG, JPEG) or folders of images to invert and edit: FFHQ-aligned crops for faces,
+    /// or any photos with --align.
     inputs: Vec<PathBuf>,
 }
 
@@ -333,6 +340,8 @@ fn load_edit(
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Before the models: a missing or wrong --landmarks file is reported at once.
+    let aligner = args.align.aligner()?;
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
@@ -386,6 +395,7 @@ fn main() -> Result<(), BoxError> {
         (None, Some(demo)) => demo.config()?.domain,
         (None, None) => args.domain.unwrap_or(Domain::Faces),
     };
+    check_align_domain(aligner.as_ref(), domain)?;
     let n_styles = generator.config().n_latent();
     let edits = load_edits(&args, demo.as_ref(), n_styles, &device)?;
     let editor = Editor::new(generator, domain).with_max_batch(args.max_batch as usize);
@@ -403,7 +413,7 @@ fn main() -> Result<(), BoxError> {
     }
 
     let mut failures = Failures::default();
-    let images = limit_images(load_images(&inputs, &mut failures), args.n_images);
+    let images = load_photos(&inputs, aligner.as_ref(), args.n_images, &mut failures)?;
     let n_edits: usize = edits.iter().map(|e| e.labels().len()).sum();
     let total = images.len() * (n_iters + n_edits) + args.inversion.len() * (1 + n_edits);
     let bar = progress_bar(total, "generator/refinement passes")?;

@@ -6,7 +6,12 @@
 //!     --w-encoder faces_w_encoder.safetensors --iters 5 photos/ --save-tensors
 //! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors --layout upstream --save-weight-deltas photos/
+//! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
+//!     --w-encoder faces_w_encoder.safetensors \
+//!     --align --landmarks shape_predictor_68_face_landmarks.dat holiday.jpg
 //! ```
+//! `--align` first finds and crops the face of each ordinary photo the FFHQ way, as upstream's
+//! alignment script does (examples/common/mod.rs, `AlignArgs`).
 //! By default every file goes to the output folder, named after its input (`NAME_step0.png`, …,
 //! `NAME_grid.png`); `--layout upstream` writes upstream's `scripts/inference.py` folders instead
 //! (`inference_results/<step>/`, `inference_coupled/`, `latents.npy`, `weight_deltas/`,
@@ -21,8 +26,8 @@ use std::time::Instant;
 use clap::Parser;
 use common::upstream::{network_input_image, sample_deltas, InferenceWriter, Layout};
 use common::{
-    limit_images, load_images, progress_bar, refinement_steps, report, say, side_by_side, BoxError, Failures,
-    ModelArgs, Outputs,
+    check_align_domain, load_photos, progress_bar, refinement_steps, report, say, side_by_side, AlignArgs, BoxError,
+    Failures, ModelArgs, Outputs,
 };
 use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
 use hyperstyle::io::{save_image, tensor_to_images};
@@ -35,6 +40,8 @@ use image::RgbImage;
 struct Args {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    align: AlignArgs,
     /// Refinement steps (default 5; the demo uses its upstream run's 3).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
     iters: Option<u64>,
@@ -81,18 +88,22 @@ struct Args {
     /// matrix product); same result, the faster one depends on the backend and batch.
     #[arg(long, default_value = "per-sample")]
     conv: ConvStrategy,
-    /// Images (PNG, JPEG) or folders of images. FFHQ-aligned crops for faces.
+    /// Images (PNG, JPEG) or folders of images. FFHQ-aligned crops for faces, or any photos
+    /// with --align.
     inputs: Vec<PathBuf>,
 }
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Before the models: a missing or wrong --landmarks file is reported at once.
+    let aligner = args.align.aligner()?;
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();
     let device = Default::default();
     // Before the first tensor: the device's precision is fixed by it.
     set_precision::<B>(&device, args.precision)?;
     let (mut model, demo) = args.model.load("ffhq256", &device)?;
+    check_align_domain(aligner.as_ref(), model.config().domain)?;
     model.set_conv_strategy(args.conv);
     let n_iters = refinement_steps(args.iters, demo.as_ref(), 5)?;
     let mut inputs = args.inputs.clone();
@@ -105,9 +116,10 @@ fn main() -> Result<(), BoxError> {
     if args.save_weight_deltas && args.layout != Layout::Upstream {
         return Err("--save-weight-deltas belongs to --layout upstream (the flat layout has --save-tensors)".into());
     }
-    // Load every image first: a bad file is reported and skipped, the others go on.
+    // Load (and align) every image first: a bad file or a photo without a face is reported and
+    // skipped, the others go on.
     let mut failures = Failures::default();
-    let images = limit_images(load_images(&inputs, &mut failures), args.n_images);
+    let images = load_photos(&inputs, aligner.as_ref(), args.n_images, &mut failures)?;
     let input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
     let mut outputs = Outputs::new(&args.output, &input_files)?;
     let mut upstream = match args.layout {

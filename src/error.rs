@@ -1,4 +1,5 @@
-//! Errors of the facade: everything the network crates report, plus images and devices.
+//! Errors of the facade: everything the network crates report, plus images, face alignment and
+//! devices.
 
 use std::path::PathBuf;
 
@@ -41,6 +42,12 @@ pub enum Error {
     /// A tensor that cannot be turned into an image (wrong rank or channel count).
     #[error("invalid image tensor: {0}")]
     InvalidImageTensor(String),
+    /// Face alignment ([`crate::align`]): a photo without a face
+    /// ([`hyperstyle_align::Error::NoFace`], see [`Error::is_no_face`]), an unreadable or wrong
+    /// model file (e.g. a 5-point shape predictor where the 68-point one is needed), a photo that
+    /// cannot be decoded.
+    #[error(transparent)]
+    Align(#[from] hyperstyle_align::Error),
 }
 
 /// Result with the facade's [`Error`].
@@ -64,5 +71,11 @@ impl Error {
     /// model.
     pub fn is_invalid_input(&self) -> bool {
         matches!(self, Error::Core(hyperstyle_core::Error::InvalidInput(_)))
+    }
+
+    /// Whether this is [`hyperstyle_align::Error::NoFace`]: face alignment found no face in a
+    /// photo (a property of that photo, not of the models or the settings).
+    pub fn is_no_face(&self) -> bool {
+        matches!(self, Error::Align(hyperstyle_align::Error::NoFace { .. }))
     }
 }

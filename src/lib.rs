@@ -21,7 +21,8 @@
 //!
 //! The networks live in their own crates, re-exported here: [`core`] (weights, checkpoints,
 //! errors), [`stylegan2`] (generator), [`encoders`] (W encoder, ReStyle, ResNet-34) and
-//! [`hypernet`]. docs/ARCHITECTURE.md describes the data path and every upstream detail
+//! [`hypernet`]; [`align`] finds faces in photos and crops them the FFHQ way, as upstream
+//! prepares its inputs. docs/ARCHITECTURE.md describes the data path and every upstream detail
 //! reproduced.
 
 #![warn(missing_docs)]
@@ -46,6 +47,7 @@ pub use error::{Error, Result};
 pub use pipeline::{HyperStyle, HyperStyleBuilder, HyperStyleConfig, Inversion, Stage, StageTimes, Step};
 pub use saved::{OffsetPrecision, SavedInversion};
 
+pub use hyperstyle_align as align;
 pub use hyperstyle_core as core;
 pub use hyperstyle_encoders as encoders;
 pub use hyperstyle_hypernet as hypernet;

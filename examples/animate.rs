@@ -16,7 +16,7 @@ use clap::Parser;
 use common::{load_images, progress_bar, refinement_steps, say, BoxError, Failures, ModelArgs, Outputs};
 use hyperstyle::animation::Keyframe;
 use hyperstyle::editing::Editor;
-use hyperstyle::io::{save_gif, save_image, tensor_to_images};
+use hyperstyle::io::{save_gif, save_image, save_mp4, tensor_to_images};
 use image::RgbImage;
 
 #[derive(Parser)]
@@ -30,12 +30,16 @@ struct Args {
     /// Frames from one image to the next.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=1000))]
     steps: u64,
-    /// Frames per second of the GIF.
+    /// Frames per second of the GIF (and MP4).
     #[arg(long, default_value_t = 12.0, value_parser = parse_fps)]
     fps: f32,
     /// Return to the first image at the end (a seamless loop).
     #[arg(long)]
     back: bool,
+    /// Also write the animation as an MP4 video (needs an `ffmpeg` program on PATH, or
+    /// HYPERSTYLE_FFMPEG naming one).
+    #[arg(long)]
+    mp4: bool,
     /// Also write every frame as a PNG.
     #[arg(long)]
     png: bool,
@@ -104,6 +108,11 @@ fn main() -> Result<(), BoxError> {
         &bar,
         format!("{} frames at {} fps → {}", rendered.len(), args.fps, gif.display()),
     );
+    if args.mp4 {
+        let mp4 = outputs.file(&format!("{}.mp4", names.join("_to_")))?;
+        save_mp4(&rendered, args.fps, &mp4)?;
+        say(&bar, format!("and {}", mp4.display()));
+    }
     bar.finish();
     failures.succeed();
     failures.finish()

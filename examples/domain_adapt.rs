@@ -29,11 +29,12 @@ use common::{
 };
 use hyperstyle::backend::DefaultBackend as B;
 use hyperstyle::demo::Demo;
-use hyperstyle::domain_adaptation::{AdaptOptions, Adaptation, DomainAdapter};
+use hyperstyle::domain_adaptation::{AdaptOptions, DomainAdapter};
 use hyperstyle::image_ops::pool;
 use hyperstyle::io::{images_to_tensor, save_image, tensor_to_images};
 use hyperstyle::stylegan2::Noise;
 use hyperstyle::HyperStyle;
+use image::RgbImage;
 use indicatif::ProgressBar;
 
 #[derive(Parser)]
@@ -70,6 +71,9 @@ struct Args {
     /// Seed of the random noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Images adapted together in one batch (faster per image on a GPU; more memory).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    batch: u64,
     /// Output folder.
     #[arg(long, default_value = "out/domain_adapt")]
     output: PathBuf,
@@ -135,30 +139,44 @@ fn main() -> Result<(), BoxError> {
     let bar = progress_bar(images.len() * passes, "iterations")?;
     let input_files: Vec<PathBuf> = images.iter().map(|(path, _)| path.clone()).collect();
     let mut outputs = Outputs::new(&args.output, &input_files)?;
-    for (path, image) in images {
+    for chunk in images.chunks(args.batch as usize) {
         let start = Instant::now();
-        let name = outputs.name(&path);
-        let result = (|| -> Result<PathBuf, BoxError> {
-            let batch = images_to_tensor::<B>(std::slice::from_ref(&image), size, &device);
-            let adapted = adapter.adapt(&model, batch, &options, |_| bar.inc(1))?;
-            bar.inc(1);
-            if let Some(demo) = &demo {
-                report_adaptation(demo, &adapted, &path, &options, &bar);
+        let photos: Vec<RgbImage> = chunk.iter().map(|(_, image)| image.clone()).collect();
+        let batch = images_to_tensor::<B>(&photos, size, &device);
+        let adapted = match adapter.adapt(&model, batch, &options, |_| bar.inc(chunk.len() as u64)) {
+            Ok(adapted) => adapted,
+            Err(err) => {
+                // The whole batch failed: every file in it is reported.
+                for (path, _) in chunk {
+                    failures.record(&bar, path, start, Err(err.to_string().into()));
+                }
+                continue;
             }
-            let inversion = tensor_to_images(adapted.inversion.last_step().image.clone())?;
-            let result = tensor_to_images(adapted.image)?;
-            for image in &result {
-                save_image(image, outputs.file(&format!("{name}_adapted.png"))?)?;
-            }
-            let height = result.first().map_or(1, |i| i.height());
-            let mut columns = vec![image];
-            columns.extend(inversion);
-            columns.extend(result);
-            let out = outputs.file(&format!("{name}_adapted_grid.png"))?;
-            save_image(&side_by_side(&columns, height), &out)?;
-            Ok(out)
-        })();
-        failures.record(&bar, &path, start, result);
+        };
+        bar.inc(chunk.len() as u64);
+        for (b, (path, image)) in chunk.iter().enumerate() {
+            let name = outputs.name(path);
+            let result = (|| -> Result<PathBuf, BoxError> {
+                let codes = adapted.restyle_latents.clone().narrow(0, b, 1);
+                let adapted_image = adapted.image.clone().narrow(0, b, 1);
+                if let Some(demo) = &demo {
+                    report_adaptation(demo, (&codes, &adapted_image), path, &options, &bar);
+                }
+                let inversion = tensor_to_images(adapted.inversion.last_step().image.clone().narrow(0, b, 1))?;
+                let result = tensor_to_images(adapted_image)?;
+                for image in &result {
+                    save_image(image, outputs.file(&format!("{name}_adapted.png"))?)?;
+                }
+                let height = result.first().map_or(1, |i| i.height());
+                let mut columns = vec![image.clone()];
+                columns.extend(inversion);
+                columns.extend(result);
+                let out = outputs.file(&format!("{name}_adapted_grid.png"))?;
+                save_image(&side_by_side(&columns, height), &out)?;
+                Ok(out)
+            })();
+            failures.record(&bar, path, start, result);
+        }
     }
     bar.finish();
     failures.finish()
@@ -167,21 +185,21 @@ fn main() -> Result<(), BoxError> {
 /// Demo: how far ReStyle's codes and the adapted image are from what the upstream
 /// implementation computed, where the options are its run's (2 ReStyle iterations; for the image
 /// also its HyperStyle steps and stored noise).
-fn report_adaptation(demo: &Demo, adapted: &Adaptation<B>, path: &Path, options: &AdaptOptions<B>, bar: &ProgressBar) {
+/// `(codes, image)`: one sample's ReStyle codes and adapted image.
+fn report_adaptation(
+    demo: &Demo,
+    (codes, image): (&Tensor<B, 3>, &Tensor<B, 4>),
+    path: &Path,
+    options: &AdaptOptions<B>,
+    bar: &ProgressBar,
+) {
     if options.restyle_iters != 2 {
         return;
     }
-    report(
-        demo,
-        bar,
-        path,
-        "ReStyle codes",
-        "restyle_codes",
-        &adapted.restyle_latents,
-    );
+    report(demo, bar, path, "ReStyle codes", "restyle_codes", codes);
     let stored_noise = matches!(options.noise, Noise::Stored);
     if stored_noise && demo.n_iters().ok() == Some(options.hyperstyle_iters) {
-        let pooled = pool(adapted.image.clone(), 256, 256);
+        let pooled = pool(image.clone(), 256, 256);
         report(demo, bar, path, "adapted image", "domain_adapted_pooled", &pooled);
     }
 }

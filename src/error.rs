@@ -39,6 +39,14 @@ pub enum Error {
     /// The device reported a failure while running (e.g. when synchronising a GPU).
     #[error("device error: {0}")]
     Device(String),
+    /// An external program the call needs (e.g. `ffmpeg` for MP4) is missing or failed.
+    #[error("{program}: {reason}")]
+    External {
+        /// The program.
+        program: String,
+        /// What went wrong (not found, exit status, its error output).
+        reason: String,
+    },
     /// A tensor that cannot be turned into an image (wrong rank or channel count).
     #[error("invalid image tensor: {0}")]
     InvalidImageTensor(String),

@@ -151,3 +151,73 @@ pub fn save_gif(frames: &[RgbImage], fps: f32, path: impl AsRef<Path>) -> Result
     }
     Ok(hyperstyle_core::atomic::write_atomically(path, &bytes)?)
 }
+
+/// Writes `frames` (all the same size) as an H.264/MP4 video at `fps` with the `ffmpeg`
+/// program (the one on `PATH`, or the one `HYPERSTYLE_FFMPEG` names): raw RGB frames piped in,
+/// `yuv420p` out (what players expect; odd sizes are padded by one pixel). The video goes to a
+/// temporary file beside `path`, renamed into place when ffmpeg succeeds. A missing or failing
+/// `ffmpeg` is [`Error::External`] with its message; `path` is then left untouched.
+pub fn save_mp4(frames: &[RgbImage], fps: f32, path: impl AsRef<Path>) -> Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = path.as_ref();
+    let Some(first) = frames.first() else {
+        return Err(crate::error::invalid_input("an animation needs at least one frame"));
+    };
+    if !(fps > 0.0 && fps <= 240.0) || frames.iter().any(|f| f.dimensions() != first.dimensions()) {
+        return Err(crate::error::invalid_input(format!(
+            "an MP4 needs frames of one size and 0 < fps ≤ 240 (got {fps} fps)"
+        )));
+    }
+    let program = std::env::var("HYPERSTYLE_FFMPEG").unwrap_or_else(|_| "ffmpeg".to_string());
+    let external = |reason: String| Error::External {
+        program: program.clone(),
+        reason,
+    };
+    let (w, h) = first.dimensions();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial.mp4"));
+    let mut child = Command::new(&program)
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+        ])
+        .args(["-s", &format!("{w}x{h}"), "-r", &fps.to_string(), "-i", "-"])
+        .args([
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+        ])
+        .arg(&partial)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| external(format!("cannot run it ({e}); install ffmpeg or write a GIF instead")))?;
+    let written = {
+        let mut stdin = child.stdin.take().ok_or_else(|| external("no input pipe".into()))?;
+        frames.iter().try_for_each(|f| stdin.write_all(f.as_raw()))
+    };
+    let output = child.wait_with_output().map_err(|e| external(e.to_string()))?;
+    if !output.status.success() || written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(external(format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    std::fs::rename(&partial, path).map_err(|e| Error::Core(hyperstyle_core::Error::io(path, e)))
+}

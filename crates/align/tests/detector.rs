@@ -1,31 +1,13 @@
 //! The HOG face detector and the whole aligner against dlib's goldens (`tests/fixtures`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hyperstyle_align::{
     load_rgb, AlignOptions, CascadeLevel, Error, FaceAligner, FaceDetector, FaceSelection, Rect, ShapePredictor,
 };
-use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn golden() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("golden.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn rects(v: &Value) -> Vec<Rect> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let r: Vec<i64> = r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
-            Rect::new(r[0], r[1], r[2], r[3])
-        })
-        .collect()
-}
+mod common;
+use common::{fixtures, golden, rects};
 
 #[test]
 fn bundled_detector_round_trips() {

@@ -1,5 +1,5 @@
 //! Writing NumPy `.npy` files, so that upstream's Python tools (and `np.load`) read what the
-//! examples write.
+//! examples write, and reading plain float arrays ([`read_f32`], e.g. StyleCLIP's `fs3.npy`).
 //!
 //! The format is NPY version 1.0: the magic string `\x93NUMPY`, the version bytes `1, 0`, a
 //! little-endian `u16` header length, then an ASCII Python dict literal describing the array
@@ -8,7 +8,7 @@
 //! (row-major) order, little-endian. The header is byte-for-byte what `np.save` writes for the
 //! same array, so `np.load(path)` returns a plain array (no `allow_pickle`).
 //!
-//! Only plain numeric arrays are written. NumPy's object arrays (a dict or a list of arrays saved
+//! Only plain numeric arrays are written or read. NumPy's object arrays (a dict or a list of arrays saved
 //! with `np.save`, read back with `allow_pickle=True`) are pickles and are deliberately not
 //! supported: such data is written as several plain arrays instead.
 //!
@@ -154,6 +154,89 @@ pub fn write<T: Element>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) ->
     )
 }
 
+/// Reads a `.npy` file of floats (`<f4` or `<f8`, C order, NPY versions 1–3) as float32 values
+/// with their shape: what `np.save` writes for a plain float array (e.g. StyleCLIP's `fs3.npy`).
+///
+/// Object arrays (pickles), other element types, big-endian or Fortran-ordered data, and files
+/// whose length does not match the header are typed errors; nothing is ever unpickled.
+pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::Core(hyperstyle_core::Error::io(path, e)))?;
+    parse_f32(&bytes).map_err(|reason| {
+        Error::Core(hyperstyle_core::Error::InvalidFile {
+            path: path.to_path_buf(),
+            reason,
+        })
+    })
+}
+
+/// [`read_f32`] on the bytes of a file; the error is the reason.
+pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .ok_or("the header runs past the end of the file")?;
+    let header = std::str::from_utf8(header).map_err(|_| "the header is not text")?;
+    let field = |name: &str| -> std::result::Result<&str, String> {
+        let key = format!("'{name}':");
+        let at = header.find(&key).ok_or(format!("the header has no '{name}'"))? + key.len();
+        Ok(header[at..].trim_start())
+    };
+    let descr = field("descr")?;
+    let size = if descr.starts_with("'<f4'") {
+        4
+    } else if descr.starts_with("'<f8'") {
+        8
+    } else {
+        let shown: String = descr.chars().take(12).collect();
+        return Err(format!(
+            "element type {shown}… is not little-endian float32 or float64 (object arrays are pickles and are not read)"
+        ));
+    };
+    if !field("fortran_order")?.starts_with("False") {
+        return Err("Fortran-ordered arrays are not supported".into());
+    }
+    let shape_text = field("shape")?;
+    let close = shape_text.find(')').ok_or("malformed shape")?;
+    let shape = shape_text.strip_prefix('(').ok_or("malformed shape")?[..close - 1]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse::<usize>().map_err(|_| format!("bad dimension {d:?}")))
+        .collect::<std::result::Result<Vec<usize>, String>>()?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or("the shape's element count overflows")?;
+    let data = &bytes[start + len..];
+    if Some(data.len()) != count.checked_mul(size) {
+        return Err(format!(
+            "the header says {count} elements of {size} bytes, the file holds {} data bytes",
+            data.len()
+        ));
+    }
+    let values = if size == 4 {
+        data.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        data.chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect()
+    };
+    Ok((shape, values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +268,38 @@ mod tests {
         assert!(to_bytes::<u8>(&[usize::MAX, 2], &[]).unwrap_err().is_invalid_input());
         // Each dimension takes three characters of the dict: 30000 exceed the 16-bit length.
         assert!(header("<f4", &vec![1; 30000]).is_err_and(|e| e.is_invalid_input()));
+    }
+
+    #[test]
+    fn reads_back_what_it_writes_and_rejects_bad_files() {
+        let values: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let bytes = to_bytes(&[2, 3, 4], &values).unwrap();
+        assert_eq!(parse_f32(&bytes).unwrap(), (vec![2, 3, 4], values.clone()));
+        let doubles: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(
+            parse_f32(&to_bytes(&[24], &doubles).unwrap()).unwrap(),
+            (vec![24], values.clone())
+        );
+        // A scalar: shape ().
+        assert_eq!(
+            parse_f32(&to_bytes::<f32>(&[], &[7.0]).unwrap()).unwrap(),
+            (vec![], vec![7.0])
+        );
+        // Truncated data, a wrong magic, an integer array, an object array, Fortran order.
+        assert!(parse_f32(&bytes[..bytes.len() - 1]).is_err());
+        assert!(parse_f32(&bytes[..20]).is_err());
+        assert!(parse_f32(b"NUMPY\x93 not a file").is_err());
+        assert!(parse_f32(&to_bytes::<i32>(&[2], &[1, 2]).unwrap()).is_err());
+        let mut object = header("|O", &[2]).unwrap();
+        object.extend([0u8; 16]);
+        assert!(parse_f32(&object).unwrap_err().contains("pickle"));
+        let at = bytes.windows(5).position(|w| w == b"False").unwrap();
+        let mut fortran = bytes.clone();
+        fortran[at..at + 5].copy_from_slice(b"True ");
+        assert!(parse_f32(&fortran).unwrap_err().contains("Fortran"));
+        // A shape whose element count overflows.
+        let mut huge = header("<f4", &[usize::MAX, 3]).unwrap();
+        huge.extend([0u8; 8]);
+        assert!(parse_f32(&huge).unwrap_err().contains("overflows"));
     }
 }

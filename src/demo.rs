@@ -24,12 +24,14 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
+use hyperstyle_clip::TextTransformer;
 use hyperstyle_core::{error_stats, ErrorStats, Manifest, WeightStore};
-use hyperstyle_stylegan2::{Generator, GeneratorConfig};
+use hyperstyle_stylegan2::{Generator, GeneratorConfig, LayerSpec};
 
 use crate::domain_adaptation::{DomainAdapter, ReStyle};
 use crate::error::Result;
 use crate::pipeline::{HyperStyle, HyperStyleConfig};
+use crate::styleclip::{self, GlobalDirections};
 
 /// The demo configurations: `ffhq256` (faces, 256 generator, 3 steps), `cars512` (cars, 2 steps,
 /// GANSpace data), `ffhq1024` (the real FFHQ architecture, 2 steps, edits, domain adaptation) and
@@ -118,6 +120,46 @@ impl Demo {
         let toon = self.weights("toon_generator", &[""])?;
         let config = GeneratorConfig::new(self.manifest.meta_usize("output_size")?);
         DomainAdapter::new(restyle, Generator::load(&toon.root(), &config, device)?)
+    }
+
+    /// StyleCLIP's pieces as pattern data, for edits by text on the demo: CLIP's text tower
+    /// (`clip_text_manifest.json`), the prompt templates, and global-direction data for a
+    /// generator with `layers` (relevance matrix under salt `styleclip`, key `delta_i_c`, mean 0,
+    /// std 0.05; per-layer standard deviations `s_std/{layer}`, mean 0.3, std 0.1, absolute
+    /// values): what `tests/styleclip.rs` checks against the original code.
+    pub fn styleclip<B: Backend>(
+        layers: &[LayerSpec],
+        device: &B::Device,
+    ) -> Result<(TextTransformer<B>, Vec<String>, GlobalDirections<B>)> {
+        use hyperstyle_core::pattern::pattern_values;
+        let dir = fixtures_dir();
+        let manifest = Manifest::load(dir.join("clip_text_manifest.json"))?;
+        let store = manifest.checkpoint("clip_text")?.store(&[""])?;
+        let text = TextTransformer::load_detected(&store.root(), device)?;
+        let path = dir.join("styleclip_templates.txt");
+        let templates = std::fs::read_to_string(&path)
+            .map_err(|e| hyperstyle_core::Error::io(&path, e))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let channels = styleclip::edited_channels(layers);
+        let relevance = Tensor::<B, 1>::from_floats(
+            pattern_values("styleclip", "delta_i_c", channels * 512, 0.0, 0.05).as_slice(),
+            device,
+        )
+        .reshape([channels, 512]);
+        let s_std = layers
+            .iter()
+            .enumerate()
+            .map(|(c, l)| {
+                let v: Vec<f32> = pattern_values("styleclip", &format!("s_std/{c}"), l.in_channels, 0.3, 0.1)
+                    .into_iter()
+                    .map(f32::abs)
+                    .collect();
+                Tensor::<B, 1>::from_floats(v.as_slice(), device)
+            })
+            .collect();
+        Ok((text, templates, GlobalDirections::new(relevance, s_std, layers)?))
     }
 
     /// A tensor outside the checkpoints that follows the same pattern rule under the HyperStyle

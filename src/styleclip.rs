@@ -27,6 +27,17 @@ use crate::error::{invalid_input, Result};
 /// channels).
 pub const EDITED_LAYERS: usize = 11;
 
+/// How many StyleSpace channels the relevance matrix covers for a generator with `layers`: the
+/// input channels of its first [`EDITED_LAYERS`] non-ToRGB layers (5376 at 1024).
+pub fn edited_channels(layers: &[LayerSpec]) -> usize {
+    layers
+        .iter()
+        .filter(|l| !l.is_to_rgb())
+        .take(EDITED_LAYERS)
+        .map(|l| l.in_channels)
+        .sum()
+}
+
 /// The channel relevances and StyleSpace statistics of a generator, ready to turn text into
 /// StyleSpace directions.
 #[derive(Debug, Clone)]

@@ -9,31 +9,16 @@
 use burn::prelude::*;
 use hyperstyle::backend::Cpu as B;
 use hyperstyle::clip::{TextTransformer, Tokenizer};
-use hyperstyle::core::pattern::pattern_values;
 use hyperstyle::core::{error_stats, ErrorStats};
-use hyperstyle::styleclip::{apply, GlobalDirections};
+use hyperstyle::demo::Demo;
+use hyperstyle::styleclip::{apply, edited_channels, GlobalDirections};
 use hyperstyle::stylegan2::GeneratorConfig;
 use hyperstyle_testing::{fixtures_dir, pattern_store, to_vec, Golden, Manifest};
 
 fn directions(device: &<B as burn::tensor::backend::BackendTypes>::Device) -> GlobalDirections<B> {
     let layers = GeneratorConfig::ffhq_1024().layers();
-    let relevance = Tensor::<B, 1>::from_floats(
-        pattern_values("styleclip", "delta_i_c", 5376 * 512, 0.0, 0.05).as_slice(),
-        device,
-    )
-    .reshape([5376, 512]);
-    let s_std = layers
-        .iter()
-        .enumerate()
-        .map(|(c, l)| {
-            let v: Vec<f32> = pattern_values("styleclip", &format!("s_std/{c}"), l.in_channels, 0.3, 0.1)
-                .into_iter()
-                .map(f32::abs)
-                .collect();
-            Tensor::<B, 1>::from_floats(v.as_slice(), device)
-        })
-        .collect();
-    GlobalDirections::new(relevance, s_std, &layers).unwrap()
+    assert_eq!(edited_channels(&layers), 5376);
+    Demo::styleclip::<B>(&layers, device).unwrap().2
 }
 
 fn compare(what: &str, ours: &[f32], golden: &Golden, key: &str) -> (ErrorStats, ErrorStats) {

@@ -83,7 +83,8 @@ pub enum ConvertError {
     /// The kind of checkpoint could not be detected and none was given.
     #[error(
         "cannot tell what kind of checkpoint this is ({0}); pass --kind \
-         (hyperstyle, w-encoder, restyle, stylegan2, direction, ganspace)"
+         (hyperstyle, w-encoder, restyle, stylegan2, direction, ganspace, alexnet, lpips, \
+         arcface)"
     )]
     UnknownKind(String),
 

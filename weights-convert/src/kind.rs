@@ -29,5 +29,16 @@ pub fn detect(root: &Value, arena: &Arena) -> Option<Kind> {
     if ["mean", "comp", "std"].iter().all(|k| top.get(k).is_some()) {
         return Some(Kind::Ganspace);
     }
+    // Plain state dicts of the evaluation metrics' networks.
+    let has = |key: &str| top.get(key).is_some();
+    if has("features.0.weight") && has("features.10.weight") {
+        return Some(Kind::Alexnet);
+    }
+    if has("lin0.model.1.weight") {
+        return Some(Kind::Lpips);
+    }
+    if has("input_layer.0.weight") && has("output_layer.3.weight") {
+        return Some(Kind::Arcface);
+    }
     None
 }

@@ -49,17 +49,27 @@ pub enum Kind {
     Direction,
     /// GANSpace PCA data: a dict with `mean`, `comp` and `std`.
     Ganspace,
+    /// torchvision's AlexNet state dict (`features.*`, `classifier.*`): the LPIPS backbone.
+    Alexnet,
+    /// The LPIPS linear layers (`lin{i}.model.1.weight`, the LPIPS release's `alex.pth`).
+    Lpips,
+    /// ArcFace IR-SE-50 (`input_layer.*`, `body.*`, `output_layer.*`, `model_ir_se50.pth`): the
+    /// identity metric's face recognizer.
+    Arcface,
 }
 
 impl Kind {
     /// Every kind, in command-line order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Hyperstyle,
         Kind::WEncoder,
         Kind::Restyle,
         Kind::Stylegan2,
         Kind::Direction,
         Kind::Ganspace,
+        Kind::Alexnet,
+        Kind::Lpips,
+        Kind::Arcface,
     ];
 
     /// The name used on the command line and in the `kind` metadata entry.
@@ -71,6 +81,9 @@ impl Kind {
             Kind::Stylegan2 => "stylegan2",
             Kind::Direction => "direction",
             Kind::Ganspace => "ganspace",
+            Kind::Alexnet => "alexnet",
+            Kind::Lpips => "lpips",
+            Kind::Arcface => "arcface",
         }
     }
 }

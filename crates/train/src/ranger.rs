@@ -21,8 +21,8 @@
 //!    steps `slow ← slow + α·(p − slow)` and the parameter is reset to `slow`.
 //!
 //! Parameters are plain row-major `f32` buffers with a shape, identified by a name (a key of the
-//! state), so the optimizer works with whatever holds the tensors: read a Burn tensor's data
-//! with `into_data().to_vec::<f32>()`, step it, and build the tensor back.
+//! state), so the optimizer works with whatever holds the tensors. For Burn modules trained with
+//! autodiff, [`BurnRanger`](crate::BurnRanger) applies the same update to the backend's tensors.
 //!
 //! ```
 //! use hyperstyle_train::{Ranger, RangerConfig};
@@ -117,7 +117,7 @@ impl RangerConfig {
     }
 
     /// Number of leading dimensions a gradient must exceed to be centralized.
-    fn gc_threshold(&self) -> usize {
+    pub(crate) fn gc_threshold(&self) -> usize {
         if self.gc_conv_only {
             3
         } else {
@@ -267,17 +267,62 @@ impl Ranger {
 
         st.step += 1;
         let t = st.step;
-        let (beta1, beta2) = cfg.betas;
+        let s = Scalars::new(&cfg, t, cfg.lr);
 
-        // 2. Moments, with the scalars rounded to f32 as a float32 tensor operation does.
-        let (b1, b2) = (beta1 as f32, beta2 as f32);
-        let (c1, c2) = ((1.0 - beta1) as f32, (1.0 - beta2) as f32);
+        // 2. Moments.
         for ((m, v), &gi) in st.exp_avg.iter_mut().zip(&mut st.exp_avg_sq).zip(&g) {
-            *v = *v * b2 + c2 * gi * gi;
-            *m = *m * b1 + c1 * gi;
+            *v = *v * s.b2 + s.c2 * gi * gi;
+            *m = *m * s.b1 + s.c1 * gi;
         }
 
-        // 3. Rectification scalars, in f64.
+        // 4. Weight decay.
+        if let Some(wd) = s.weight_decay {
+            param.iter_mut().for_each(|p| *p += wd * *p);
+        }
+
+        // 3. The (rectified) update.
+        if s.adaptive {
+            for ((p, &m), &v) in param.iter_mut().zip(&st.exp_avg).zip(&st.exp_avg_sq) {
+                *p += s.scale * (m / (v.sqrt() + s.eps));
+            }
+        } else {
+            for (p, &m) in param.iter_mut().zip(&st.exp_avg) {
+                *p += s.scale * m;
+            }
+        }
+
+        // 5. Lookahead.
+        if t % cfg.k == 0 {
+            for (p, slow) in param.iter_mut().zip(&mut st.slow) {
+                *slow += s.alpha * (*p - *slow);
+                *p = *slow;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The scalars of one step, computed in f64 and rounded to f32 as a float32 tensor operation
+/// rounds its scalar arguments.
+pub(crate) struct Scalars {
+    pub b1: f32,
+    pub b2: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub eps: f32,
+    pub alpha: f32,
+    /// Whether `ρₜ` is above the threshold (adaptive step) or not (momentum step).
+    pub adaptive: bool,
+    /// `−lr · step_size`.
+    pub scale: f32,
+    /// `−wd · lr`, when weight decay is on.
+    pub weight_decay: Option<f32>,
+}
+
+impl Scalars {
+    /// The scalars of step `t` (1-based) with learning rate `lr`.
+    pub fn new(cfg: &RangerConfig, t: u64, lr: f64) -> Self {
+        let (beta1, beta2) = cfg.betas;
         let beta2_t = beta2.powi(t as i32);
         let n_sma_max = 2.0 / (1.0 - beta2) - 1.0;
         let n_sma = n_sma_max - 2.0 * t as f64 * beta2_t / (1.0 - beta2_t);
@@ -291,35 +336,17 @@ impl Ranger {
         } else {
             1.0 / bias1
         };
-
-        // 4. Weight decay.
-        if cfg.weight_decay != 0.0 {
-            let wd = (-cfg.weight_decay * cfg.lr) as f32;
-            param.iter_mut().for_each(|p| *p += wd * *p);
+        Self {
+            b1: beta1 as f32,
+            b2: beta2 as f32,
+            c1: (1.0 - beta1) as f32,
+            c2: (1.0 - beta2) as f32,
+            eps: cfg.eps as f32,
+            alpha: cfg.alpha as f32,
+            adaptive,
+            scale: (-step_size * lr) as f32,
+            weight_decay: (cfg.weight_decay != 0.0).then(|| (-cfg.weight_decay * lr) as f32),
         }
-
-        // The update.
-        let scale = (-step_size * cfg.lr) as f32;
-        if adaptive {
-            let eps = cfg.eps as f32;
-            for ((p, &m), &v) in param.iter_mut().zip(&st.exp_avg).zip(&st.exp_avg_sq) {
-                *p += scale * (m / (v.sqrt() + eps));
-            }
-        } else {
-            for (p, &m) in param.iter_mut().zip(&st.exp_avg) {
-                *p += scale * m;
-            }
-        }
-
-        // 5. Lookahead.
-        if t % cfg.k == 0 {
-            let alpha = cfg.alpha as f32;
-            for (p, s) in param.iter_mut().zip(&mut st.slow) {
-                *s += alpha * (*p - *s);
-                *p = *s;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ use hyperstyle_core::WeightStore;
 
 pub use compare::{assert_close, error_stats, to_vec};
 pub use deltas::{check_all_delta_stats, check_delta_stats};
-pub use golden::Golden;
+pub use golden::{read_f64, values_f64, Golden};
 pub use hyperstyle_core::pattern::{self, CheckpointManifest, Manifest, NamedTensor};
 pub use hyperstyle_core::ErrorStats;
 

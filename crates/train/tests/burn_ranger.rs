@@ -7,8 +7,9 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use hyperstyle_testing::values_f64;
 use hyperstyle_train::RangerConfig;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 type B = Autodiff<Flex>;
 const STEPS: usize = 12;
@@ -48,20 +49,7 @@ fn configs() -> [(&'static str, RangerConfig); 2] {
 }
 
 fn read(st: &SafeTensors, key: &str) -> Vec<f64> {
-    let t = st.tensor(key).unwrap();
-    match t.dtype() {
-        Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        d => panic!("{key}: unexpected dtype {d:?}"),
-    }
+    values_f64(&st.tensor(key).unwrap())
 }
 
 fn initial(st: &SafeTensors, name: &str) -> Params<B> {

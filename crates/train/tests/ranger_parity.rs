@@ -2,8 +2,9 @@
 //! parameters after each of 12 steps of the original optimizer, run in float32 and (with its
 //! internal float32 casts disabled) in float64, for two configurations. See `fixtures/README.md`.
 
+use hyperstyle_testing::values_f64;
 use hyperstyle_train::{Ranger, RangerConfig, RangerState};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 const SHAPES: [&[usize]; 3] = [&[8, 4, 3, 3], &[6, 5], &[7]];
 const STEPS: usize = 12;
@@ -41,20 +42,7 @@ fn golden() -> Vec<u8> {
 
 /// A fixture tensor as f64, whatever its stored dtype.
 fn read(st: &SafeTensors, key: &str) -> Vec<f64> {
-    let t = st.tensor(key).unwrap();
-    match t.dtype() {
-        Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        d => panic!("{key}: unexpected dtype {d:?}"),
-    }
+    values_f64(&st.tensor(key).unwrap())
 }
 
 /// The fixture's gradient: `sin(3·p + step)`, in float32 as the reference computes it.

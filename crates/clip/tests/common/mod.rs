@@ -8,7 +8,6 @@ use hyperstyle_clip::TextConfig;
 use hyperstyle_core::pattern::pattern_values;
 use hyperstyle_core::WeightStore;
 use hyperstyle_testing::{fixtures_dir, pattern_store, Manifest, NamedTensor};
-use safetensors::{Dtype, SafeTensors};
 
 pub type B = burn::backend::Flex;
 
@@ -25,27 +24,7 @@ pub fn fixture_store() -> (WeightStore, Manifest) {
 
 /// A golden tensor as f64 values (F32, F64 or I64 in the file), with its shape.
 pub fn golden(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let path = fixture("clip_text_golden.safetensors");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file = SafeTensors::deserialize(&bytes).expect("golden safetensors");
-    let view = file.tensor(name).unwrap_or_else(|e| panic!("golden `{name}`: {e}"));
-    let data = view.data();
-    let values = match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap())))
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        Dtype::I64 => data
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect(),
-        other => panic!("golden `{name}`: unexpected dtype {other:?}"),
-    };
-    (view.shape().to_vec(), values)
+    hyperstyle_testing::read_f64(fixture("clip_text_golden.safetensors"), name)
 }
 
 /// A small text tower (2 blocks of width 64, 1 head, vocabulary 600, context 8).

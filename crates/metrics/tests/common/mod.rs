@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use hyperstyle_core::WeightStore;
 use hyperstyle_testing::{pattern_store, Manifest};
-use safetensors::{Dtype, SafeTensors};
 
 pub type B = burn::backend::Flex;
 
@@ -30,24 +29,7 @@ pub fn store(name: &str) -> WeightStore {
 
 /// A golden tensor as f64 values (F32 or F64 in the file), with its shape.
 pub fn golden(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let path = fixture("metrics_golden.safetensors");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file = SafeTensors::deserialize(&bytes).expect("golden safetensors");
-    let view = file.tensor(name).unwrap_or_else(|e| panic!("golden `{name}`: {e}"));
-    let values = match view.dtype() {
-        Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap())))
-            .collect(),
-        Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-        other => panic!("golden `{name}`: unexpected dtype {other:?}"),
-    };
-    (view.shape().to_vec(), values)
+    hyperstyle_testing::read_f64(fixture("metrics_golden.safetensors"), name)
 }
 
 /// A golden tensor as an f32 Burn tensor.

@@ -7,6 +7,13 @@
 # warm time per stage, ms/image at batch 1 and 8), second_process.txt (cold start of a second
 # process, compilation caches warm), f16.txt, bf16.txt, gemm.txt, and memory.csv (GPU memory used,
 # sampled every 200 ms). Set CUDA_LIB to the folder holding libnvrtc if it is not on the library path.
+#
+# Side by side with the upstream PyTorch implementation on the same GPU: set UPSTREAM_SRC (an
+# upstream checkout) and UPSTREAM_BENCH (a timing script printing the JSON lines described in
+# benches/side_by_side.sh; Python modules beside it travel with it) for `build`, which packs
+# both into gpu-bin/upstream.tar.xz. `run` then times upstream with its own JIT-compiled CUDA ops
+# (upstream_jit.txt; needs ninja and a compiler there) and with plain-PyTorch equivalents
+# (upstream_native.txt), this project in the same run (ours.json), and writes side_by_side.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -15,6 +22,16 @@ build)
     mkdir -p gpu-bin
     strip -o gpu-bin/throughput target/release/examples/throughput
     xz -9 -f gpu-bin/throughput
+    if [ -n "${UPSTREAM_SRC:-}" ] && [ -n "${UPSTREAM_BENCH:-}" ]; then
+        stage=$(mktemp -d)
+        mkdir -p "$stage/upstream/src" "$stage/upstream/bench"
+        (cd "$UPSTREAM_SRC" && find . -name '*.py' -o -name '*.cpp' -o -name '*.cu' -o -name '*.h' \
+            | tar -cf - -T -) | tar -xf - -C "$stage/upstream/src"
+        cp "$(dirname "$UPSTREAM_BENCH")"/*.py "$stage/upstream/bench/"
+        cp "$UPSTREAM_BENCH" "$stage/upstream/bench/bench.py"
+        tar -C "$stage" -cJf gpu-bin/upstream.tar.xz upstream
+        rm -rf "$stage"
+    fi
     ls -l gpu-bin
     ;;
 run)
@@ -34,6 +51,36 @@ run)
         timeout 120 "$bin" --precision "$precision" --batches 1,8 --runs 3 >"$out/$precision.txt" 2>&1 || true
     done
     timeout 120 "$bin" --no-check --conv gemm --batches 1,8 --runs 3 >"$out/gemm.txt" 2>&1 || true
+    if [ -f gpu-bin/upstream.tar.xz ]; then
+        up=$(mktemp -d)
+        tar -C "$up" -xJf gpu-bin/upstream.tar.xz
+        export HYPERSTYLE_SRC="$up/upstream/src"
+        timeout 240 "$bin" --no-check --batches 1,8 --runs 5 --json >"$out/ours.json" 2>&1 || true
+        timeout 240 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 --native-ops \
+            >"$out/upstream_native.txt" 2>&1 || echo "exit $?" >>"$out/upstream_native.txt"
+        timeout 300 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 \
+            >"$out/upstream_jit.txt" 2>&1 || echo "exit $?" >>"$out/upstream_jit.txt"
+        python3 - "$out" >"$out/side_by_side.md" <<'PY' || true
+import json, sys
+d = sys.argv[1]
+def rows(name):
+    try:
+        return [json.loads(l) for l in open(f"{d}/{name}") if l.startswith("{") and "inversion_s_median" in l]
+    except OSError:
+        return []
+ours = {r["batch"]: r for r in rows("ours.json")}
+print("| upstream variant | batch | measure | upstream s | hyperstyle-rs s | ratio |")
+print("| --- | --- | --- | --- | --- | --- |")
+for variant in ["upstream_jit.txt", "upstream_native.txt"]:
+    for r in rows(variant):
+        o = ours.get(r["batch"])
+        if not o:
+            continue
+        for key in ["inversion_s_median", "generator_s", "w_encoder_s", "hypernet_s"]:
+            print(f"| {variant[9:-4]} | {r['batch']} | {key} | {r[key]:.4f} | {o[key]:.4f} | {o[key] / r[key]:.2f} |")
+PY
+        rm -rf "$up"
+    fi
     ;;
 *)
     echo "usage: $0 build | run [OUTDIR]" >&2

@@ -8,6 +8,8 @@
 //!   layers.
 //! * [`IdSimilarity`]: the cosine similarity of ArcFace IR-SE-50 embeddings ([`ArcFace`]) of the
 //!   face region, as HyperStyle's identity loss measures it.
+//! * [`MocoSimilarity`]: the cosine similarity of MoCo v2 ResNet-50 features
+//!   ([`MocoFeatures`]), HyperStyle's similarity loss for domains other than faces.
 //!
 //! Every metric takes images as upstream's scripts feed them: `[batch, 3, height, width]`
 //! normalised to [−1, 1] (`ToTensor` + `Normalize(0.5, 0.5)`), 256×256 for faces, and returns one
@@ -38,6 +40,7 @@ pub mod alexnet;
 pub mod arcface;
 pub mod l2;
 pub mod lpips;
+pub mod moco;
 pub mod ms_ssim;
 
 pub use alexnet::AlexNetFeatures;
@@ -45,6 +48,7 @@ pub use arcface::{ArcFace, IdSimilarity};
 pub use hyperstyle_core::{Error, Result};
 pub use l2::l2;
 pub use lpips::Lpips;
+pub use moco::{MocoFeatures, MocoSimilarity};
 pub use ms_ssim::MsSsim;
 
 use burn::prelude::*;

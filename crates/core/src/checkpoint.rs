@@ -56,11 +56,23 @@ pub enum Kind {
     /// ArcFace IR-SE-50 (`input_layer.*`, `body.*`, `output_layer.*`, `model_ir_se50.pth`): the
     /// identity metric's face recognizer.
     Arcface,
+    /// StyleCLIP's StyleSpace channel statistics (`S_mean_std`): `s_mean.{i}` and `s_std.{i}`,
+    /// one f32 vector per StyleSpace layer.
+    StyleclipStats,
+    /// OpenAI CLIP (`ViT-B-32.pt`): the model's state-dict keys (`token_embedding.weight`,
+    /// `transformer.resblocks.*`, `visual.*`, ...).
+    Clip,
+    /// The MoCo v2 ResNet-50 query encoder (`moco_v2_800ep_pretrain.pt`) under torchvision's
+    /// ResNet-50 key names, without its projection head: the MoCo similarity loss's backbone.
+    Moco,
+    /// torchvision's ResNet-34 state dict (`resnet34-333f7ec4.pth`): the hypernetwork's
+    /// initialisation.
+    Resnet34,
 }
 
 impl Kind {
     /// Every kind, in command-line order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Hyperstyle,
         Kind::WEncoder,
         Kind::Restyle,
@@ -70,6 +82,10 @@ impl Kind {
         Kind::Alexnet,
         Kind::Lpips,
         Kind::Arcface,
+        Kind::StyleclipStats,
+        Kind::Clip,
+        Kind::Moco,
+        Kind::Resnet34,
     ];
 
     /// The name used on the command line and in the `kind` metadata entry.
@@ -84,6 +100,10 @@ impl Kind {
             Kind::Alexnet => "alexnet",
             Kind::Lpips => "lpips",
             Kind::Arcface => "arcface",
+            Kind::StyleclipStats => "styleclip-stats",
+            Kind::Clip => "clip",
+            Kind::Moco => "moco",
+            Kind::Resnet34 => "resnet34",
         }
     }
 }

@@ -13,14 +13,18 @@ use crate::{convert_file, inspect_file, ConvertError, ConvertOptions, DType, Inv
 
 /// Convert a PyTorch checkpoint (.pt) into a safetensors file, without Python.
 ///
-/// Reads both torch.save formats (zip archive and legacy stream) with a restricted unpickler that
-/// never executes code from the file: globals outside a small allow-list (tensor rebuilding,
-/// OrderedDict, argparse.Namespace, ...) are refused.
+/// Reads both torch.save formats (zip archive and legacy stream), TorchScript archives
+/// (torch.jit.save, e.g. CLIP's ViT-B-32.pt; their code is never read) and plain pickles of numpy
+/// float arrays (StyleCLIP's S_mean_std) with a restricted unpickler that never executes code
+/// from the file: globals outside a small allow-list (tensor rebuilding, OrderedDict,
+/// argparse.Namespace, numpy's array reconstruction, ...) are refused.
 ///
 /// Output keys keep the checkpoint's nesting joined with `/` (`state_dict/decoder.conv1.weight`,
-/// `g_ema/conv1.conv.weight`, `latent_avg`; a bare tensor is stored as `tensor`). Tensors shared
-/// under several names are stored once; `__metadata__` records `format`, `kind`, `opts`,
-/// `aliases` (alias → canonical), `source_file` and `source_sha256`.
+/// `g_ema/conv1.conv.weight`, `latent_avg`; a bare tensor is stored as `tensor`; TorchScript
+/// modules use their state-dict names). Some kinds rename: styleclip-stats writes `s_mean.{i}` and
+/// `s_std.{i}` as f32; moco keeps only the query encoder, under torchvision's ResNet-50 names.
+/// Tensors shared under several names are stored once; `__metadata__` records `format`, `kind`,
+/// `opts`, `aliases` (alias → canonical), `source_file` and `source_sha256`.
 #[derive(Debug, Parser)]
 #[command(name = "weights-convert", version, after_help = EXAMPLES)]
 struct Cli {
@@ -48,6 +52,8 @@ const EXAMPLES: &str = "Examples:
   weights-convert hyperstyle_ffhq.pt hyperstyle_ffhq.safetensors
   weights-convert --dtype f16 stylegan2-ffhq-config-f.pt ffhq_f16.safetensors
   weights-convert age.pt age.safetensors --kind direction
+  weights-convert S_mean_std S_mean_std.safetensors
+  weights-convert ViT-B-32.pt clip_vit_b32.safetensors
   weights-convert --list hyperstyle_ffhq.pt";
 
 /// `--kind` accepts the names of `Kind::ALL` (those of the `kind` metadata entry) and lists them

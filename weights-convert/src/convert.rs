@@ -102,15 +102,17 @@ fn check_options(options: &ConvertOptions) -> Result<()> {
 fn prepare<S: ByteSource + ?Sized>(src: &S, options: &ConvertOptions) -> Result<(Checkpoint, Plan, Kind)> {
     check_options(options)?;
     let ck = read_checkpoint(src)?;
+    let kind = options.kind.or_else(|| kind::detect(&ck.root, &ck.arena));
     let plan = plan::plan(
         &ck,
         &PlanOptions {
-            cast: options.dtype,
+            cast: options.dtype.or_else(|| kind.and_then(kind::default_cast)),
             max_output_bytes: max_output_bytes(src.len()),
             max_read_bytes: max_read_bytes(src.len()),
+            kind,
         },
     )?;
-    let kind = match options.kind.or_else(|| kind::detect(&ck.root, &ck.arena)) {
+    let kind = match kind {
         Some(kind) => kind,
         None => return Err(ConvertError::UnknownKind(describe_top_level(&ck))),
     };
@@ -156,7 +158,7 @@ pub fn convert_file(input: &Path, output: &Path, options: &ConvertOptions) -> Re
     let meta = metadata::build(&plan, kind, &source_file, &metadata::sha256_hex(&src)?);
     let bytes = write_atomically_with(
         output,
-        |w| writer::write_safetensors(&src, &plan, ck.big_endian, &meta, w),
+        |w| writer::write_safetensors(&ck.source(&src), &plan, ck.big_endian, &meta, w),
         |step, e| ConvertError::io(format!("{} {}", step.describe(), output.display()), e),
     )?;
     Ok(summary(&ck, &plan, kind, bytes))
@@ -172,7 +174,7 @@ pub fn convert_bytes<W: Write>(
 ) -> Result<ConvertSummary> {
     let (ck, plan, kind) = prepare(bytes, options)?;
     let meta = metadata::build(&plan, kind, source_file, &metadata::sha256_hex(bytes)?);
-    let written = writer::write_safetensors(bytes, &plan, ck.big_endian, &meta, out)?;
+    let written = writer::write_safetensors(&ck.source(bytes), &plan, ck.big_endian, &meta, out)?;
     Ok(summary(&ck, &plan, kind, written))
 }
 
@@ -184,6 +186,7 @@ fn inventory<S: ByteSource + ?Sized>(src: &S) -> Result<Inventory> {
             cast: None,
             max_output_bytes: max_output_bytes(src.len()),
             max_read_bytes: max_read_bytes(src.len()),
+            kind: None,
         },
     )?;
     let entries = plan

@@ -67,6 +67,17 @@ pub enum ConvertError {
         reason: String,
     },
 
+    /// A pickled numpy array (or its dtype) is malformed or of a form this converter does not
+    /// take: only C-ordered little-endian `float32`/`float64` arrays whose data has exactly
+    /// `product(shape) × itemsize` bytes are read.
+    #[error("refused numpy array at byte {offset} of the pickle: {reason}")]
+    InvalidArray {
+        /// Position of the opcode that built (or set the state of) the array.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A tensor's view does not fit its storage, or its storage is missing.
     #[error("invalid tensor `{key}`: {reason}")]
     InvalidTensor {
@@ -84,7 +95,7 @@ pub enum ConvertError {
     #[error(
         "cannot tell what kind of checkpoint this is ({0}); pass --kind \
          (hyperstyle, w-encoder, restyle, stylegan2, direction, ganspace, alexnet, lpips, \
-         arcface)"
+         arcface, styleclip-stats, clip, moco, resnet34)"
     )]
     UnknownKind(String),
 

@@ -2,7 +2,8 @@
 //! executing code from the checkpoint.
 //!
 //! Both `torch.save` formats are read: the zip archive (PyTorch ≥ 1.6) and the legacy pickle
-//! stream. The pickle is interpreted by a restricted unpickler ([`pickle`]) that knows a fixed
+//! stream; so are TorchScript archives (`torch.jit.save`: the module tree's tensors, never its
+//! code) and plain pickles of numpy float arrays (`pickle.dump`). The pickle is interpreted by a restricted unpickler ([`pickle`]) that knows a fixed
 //! allow-list of globals ([`allowlist`]); anything else (`posix.system`, ...) is refused.
 //!
 //! The output keeps the checkpoint's nesting in its keys (`state_dict/decoder.style.1.weight`,

@@ -3,7 +3,7 @@
 //! | key | value |
 //! |---|---|
 //! | `format` | `hyperstyle-rs/1` |
-//! | `kind` | [`Kind`] name: `hyperstyle`, `w-encoder`, `restyle`, `stylegan2`, `direction`, `ganspace`, `alexnet`, `lpips`, `arcface` |
+//! | `kind` | [`Kind`] name: `hyperstyle`, `w-encoder`, `restyle`, `stylegan2`, `direction`, `ganspace`, `alexnet`, `lpips`, `arcface`, `styleclip-stats`, `clip`, `moco`, `resnet34` |
 //! | `opts` | the checkpoint's `opts` (or `args`) as a JSON object string; absent if it has none |
 //! | `aliases` | JSON object string, full alias key → full canonical key; `{}` if none |
 //! | `source_file` | the input's file name, without directory |

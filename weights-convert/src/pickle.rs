@@ -23,9 +23,10 @@ use std::mem::size_of;
 use std::rc::Rc;
 
 pub(crate) use value::{prefix, Bounded};
-pub use value::{Arena, Dict, Obj, ObjId, Tuple, Value, MAX_DESCRIPTION_BYTES, MAX_TUPLE_DEPTH};
+pub use value::{Arena, Dict, InlineStorage, Obj, ObjId, Tuple, Value, MAX_DESCRIPTION_BYTES, MAX_TUPLE_DEPTH};
 
-use crate::allowlist::{self, Global};
+use crate::allowlist::{self, Extensions, Global};
+use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
 use crate::source::ByteSource;
 use crate::tensor::{self, StorageRef, TensorRef};
@@ -95,6 +96,17 @@ pub fn unpickle<S: ByteSource + ?Sized>(
     arena: &mut Arena,
     persistent: &mut PersistentLoad<'_>,
 ) -> Result<(Value, u64)> {
+    unpickle_with(src, start, arena, persistent, Extensions::default())
+}
+
+/// [`unpickle`], also accepting the globals that `extensions` enables (TorchScript classes).
+pub fn unpickle_with<S: ByteSource + ?Sized>(
+    src: &S,
+    start: u64,
+    arena: &mut Arena,
+    persistent: &mut PersistentLoad<'_>,
+    extensions: Extensions,
+) -> Result<(Value, u64)> {
     let end = src.len();
     // Copying budget: generous for real pickles (which copy almost nothing), but bounded so that
     // e.g. rebuilding a big set from a memoised list a million times is refused.
@@ -120,6 +132,7 @@ pub fn unpickle<S: ByteSource + ?Sized>(
         memo: HashMap::new(),
         op_offset: 0,
         budget,
+        extensions,
     };
     let value = machine.run()?;
     Ok((value, machine.input.pos))
@@ -228,6 +241,8 @@ struct Machine<'s, 'a, 'p, S: ?Sized> {
     budget: u64,
     /// Memory charged so far (see [`MEMORY_PER_PICKLE_BYTE`]).
     allocated: u64,
+    /// Globals allowed besides the fixed list.
+    extensions: Extensions,
 }
 
 impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
@@ -351,7 +366,7 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         let value = match self.arena.get(id) {
             Obj::List(_) => Value::List(id),
             Obj::Dict(_) => Value::Dict(id),
-            Obj::Object { .. } => Value::Object(id),
+            Obj::Object { .. } | Obj::Array(_) | Obj::NumpyDType { .. } => Value::Object(id),
         };
         self.push(value)
     }
@@ -559,7 +574,8 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                 GLOBAL => {
                     let module = self.input.line()?;
                     let name = self.input.line()?;
-                    self.push(Value::Global(allowlist::resolve(&module, &name)?))?;
+                    let global = allowlist::resolve_with(&module, &name, self.extensions)?;
+                    self.push(Value::Global(global))?;
                 }
                 STACK_GLOBAL => {
                     let name = self.pop()?;
@@ -570,7 +586,7 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                     if module.len() > MAX_GLOBAL_LINE || name.len() > MAX_GLOBAL_LINE {
                         return Err(self.malformed(format!("STACK_GLOBAL name longer than {MAX_GLOBAL_LINE} bytes")));
                     }
-                    let global = allowlist::resolve(module, name)?;
+                    let global = allowlist::resolve_with(module, name, self.extensions)?;
                     self.push(Value::Global(global))?;
                 }
                 REDUCE => {
@@ -580,15 +596,15 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                     self.push(value)?;
                 }
                 NEWOBJ => {
-                    let _args = self.pop()?;
+                    let args = self.pop()?;
                     let class = self.pop()?;
-                    self.new_object(&class)?;
+                    self.new_object(&class, &args)?;
                 }
                 NEWOBJ_EX => {
                     let _kwargs = self.pop()?;
-                    let _args = self.pop()?;
+                    let args = self.pop()?;
                     let class = self.pop()?;
-                    self.new_object(&class)?;
+                    self.new_object(&class, &args)?;
                 }
                 BUILD => {
                     let state = self.pop()?;
@@ -780,6 +796,34 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
                 _ => Err(self.malformed("torch.device expects (str[, int])")),
             },
             Global::Namespace if args.is_empty() => self.new_namespace(),
+            Global::NumpyReconstruct => {
+                // `_reconstruct(numpy.ndarray, (0,), b'b')`: an empty array that BUILD fills.
+                let [Value::Global(Global::NumpyArrayClass), Value::Tuple(shape), Value::Bytes(code)] = &args[..]
+                else {
+                    return Err(self.invalid_array("_reconstruct expects (numpy.ndarray, (0,), b'b')"));
+                };
+                if !matches!(&shape[..], [Value::Int(0)]) || code[..] != *b"b" {
+                    return Err(self.invalid_array("_reconstruct expects (numpy.ndarray, (0,), b'b')"));
+                }
+                Ok(Value::Object(self.alloc(Obj::Array(None), 0)?))
+            }
+            Global::NumpyDType => {
+                // `numpy.dtype(code, align=False, copy=True)`.
+                let [Value::Str(code), Value::Bool(false), Value::Bool(true)] = &args[..] else {
+                    return Err(self.invalid_array("numpy.dtype expects (code, False, True)"));
+                };
+                let dtype = match &**code {
+                    "f4" => DType::F32,
+                    "f8" => DType::F64,
+                    other => {
+                        return Err(self.invalid_array(format!(
+                            "dtype {} is not supported (only float32 `f4` and float64 `f8`)",
+                            Value::Str(other.into()).describe()
+                        )))
+                    }
+                };
+                Ok(Value::Object(self.alloc(Obj::NumpyDType { dtype, built: false }, 0)?))
+            }
             other => Err(self.malformed(format!("{} cannot be called here", other.python_name()))),
         }
     }
@@ -795,9 +839,29 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
         )?))
     }
 
+    fn invalid_array(&self, reason: impl Into<String>) -> ConvertError {
+        ConvertError::InvalidArray {
+            offset: self.op_offset,
+            reason: reason.into(),
+        }
+    }
+
     /// `NEWOBJ`: `cls.__new__(cls, *args)` for the few plain-data classes allowed.
-    fn new_object(&mut self, class: &Value) -> Result<()> {
+    fn new_object(&mut self, class: &Value, args: &Value) -> Result<()> {
         let value = match class {
+            // A TorchScript module: `__new__` with no arguments, attributes set by BUILD.
+            Value::Global(Global::ScriptClass) => {
+                if !matches!(args, Value::Tuple(t) if t.is_empty()) {
+                    return Err(self.malformed("a TorchScript object is created without arguments"));
+                }
+                Value::Object(self.alloc(
+                    Obj::Object {
+                        class: Global::ScriptClass,
+                        attrs: Dict::default(),
+                    },
+                    0,
+                )?)
+            }
             Value::Global(Global::Namespace) => self.new_namespace()?,
             Value::Global(Global::OrderedDict) => Value::Dict(self.alloc(Obj::Dict(Dict::default()), 0)?),
             Value::Global(Global::Set | Global::FrozenSet) => Value::List(self.alloc(Obj::List(Vec::new()), 0)?),
@@ -809,6 +873,8 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
     /// `BUILD`: sets an object's state.
     fn build(&mut self, state: Value) -> Result<()> {
         match *self.last()? {
+            Value::Object(id) if matches!(self.arena.get(id), Obj::Array(_)) => self.build_array(id, &state),
+            Value::Object(id) if matches!(self.arena.get(id), Obj::NumpyDType { .. }) => self.build_dtype(id, &state),
             Value::Object(id) => {
                 // State is the `__dict__`, or `(__dict__, slots)` for classes with slots.
                 let parts: &[Value] = match &state {
@@ -851,6 +917,149 @@ impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
             Value::Dict(_) | Value::Tensor(_) => Ok(()),
             ref other => Err(self.malformed(format!("BUILD on a {}", other.type_name()))),
         }
+    }
+}
+
+impl<S: ByteSource + ?Sized> Machine<'_, '_, '_, S> {
+    /// `BUILD` of a numpy dtype: the state `(3, '<', None, None, None, -1, -1, 0)` that numpy
+    /// writes for a little-endian float type, checked field by field.
+    fn build_dtype(&mut self, id: ObjId, state: &Value) -> Result<()> {
+        let Obj::NumpyDType { dtype, built } = *self.arena.get(id) else {
+            return Err(self.malformed("BUILD target is not a dtype"));
+        };
+        if built {
+            return Err(self.invalid_array("the dtype's state is set twice"));
+        }
+        let Value::Tuple(fields) = state else {
+            return Err(self.invalid_array(format!("dtype state must be a tuple, got {}", state.type_name())));
+        };
+        let [version, order, subarray, names, fields_, elsize, alignment, flags] = &fields[..] else {
+            return Err(self.invalid_array(format!(
+                "dtype state {} is not (3, byteorder, None, None, None, -1, -1, 0)",
+                state.describe()
+            )));
+        };
+        match order.as_str() {
+            Some("<") => {}
+            Some(">") => {
+                return Err(self.invalid_array(format!(
+                    "big-endian {dtype} data is not supported (save the arrays little-endian)"
+                )))
+            }
+            _ => {
+                return Err(self.invalid_array(format!(
+                    "dtype byte order {} (only little-endian `<`)",
+                    order.describe()
+                )))
+            }
+        }
+        let plain = version.as_int() == Some(3)
+            && [subarray, names, fields_].iter().all(|v| matches!(v, Value::None))
+            && elsize.as_int() == Some(-1)
+            && alignment.as_int() == Some(-1)
+            && flags.as_int() == Some(0);
+        if !plain {
+            return Err(self.invalid_array(format!(
+                "dtype state {} is not that of a plain float type",
+                state.describe()
+            )));
+        }
+        if let Obj::NumpyDType { built, .. } = self.arena.get_mut(id) {
+            *built = true;
+        }
+        Ok(())
+    }
+
+    /// `BUILD` of a numpy array: the state `(1, shape, dtype, is_fortran, data)`. The shape,
+    /// dtype, order and byte count are checked; the data is kept in the arena's inline pool and
+    /// the array becomes a tensor viewing it.
+    fn build_array(&mut self, id: ObjId, state: &Value) -> Result<()> {
+        if matches!(self.arena.get(id), Obj::Array(Some(_))) {
+            return Err(self.invalid_array("the array's state is set twice"));
+        }
+        let Value::Tuple(fields) = state else {
+            return Err(self.invalid_array(format!("array state must be a tuple, got {}", state.type_name())));
+        };
+        let [version, shape, dtype, fortran, data] = &fields[..] else {
+            return Err(self.invalid_array(format!(
+                "array state {} is not (1, shape, dtype, is_fortran, data)",
+                state.describe()
+            )));
+        };
+        if version.as_int() != Some(1) {
+            return Err(self.invalid_array(format!("array state version {}", version.describe())));
+        }
+        let Value::Tuple(dims) = shape else {
+            return Err(self.invalid_array(format!("array shape must be a tuple, got {}", shape.type_name())));
+        };
+        if dims.len() > tensor::MAX_DIMS {
+            return Err(self.invalid_array(format!("array has {} dimensions", dims.len())));
+        }
+        let shape: Vec<u64> = dims
+            .iter()
+            .map(|d| d.as_int().and_then(|i| u64::try_from(i).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.invalid_array(format!("array shape {} is not non-negative ints", shape.describe())))?;
+        let dtype = match dtype {
+            Value::Object(d) => match *self.arena.get(*d) {
+                Obj::NumpyDType { dtype, built: true } => dtype,
+                Obj::NumpyDType { built: false, .. } => {
+                    return Err(self.invalid_array("the array's dtype has no state (byte order unknown)"))
+                }
+                _ => return Err(self.invalid_array("the array's dtype is not a numpy.dtype")),
+            },
+            other => {
+                return Err(self.invalid_array(format!("the array's dtype is a {}", other.type_name())));
+            }
+        };
+        match fortran {
+            Value::Bool(false) => {}
+            Value::Bool(true) => {
+                return Err(self.invalid_array(format!(
+                    "Fortran-ordered array of shape {shape:?} (only C order is supported)"
+                )))
+            }
+            other => return Err(self.invalid_array(format!("is_fortran must be a bool, got {}", other.describe()))),
+        }
+        let Value::Bytes(data) = data else {
+            return Err(self.invalid_array(format!(
+                "array data must be bytes, got {} (object arrays are not supported)",
+                data.type_name()
+            )));
+        };
+        let expected = shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.size() as u64));
+        if expected != Some(data.len() as u64) {
+            return Err(self.invalid_array(format!(
+                "array of shape {shape:?} and dtype {dtype} needs {} bytes but its data has {}",
+                expected.map_or("too many".to_string(), |n| n.to_string()),
+                data.len()
+            )));
+        }
+        // The pool copy and the tensor description.
+        self.charge_memory(
+            data.len()
+                .saturating_add(size_of::<TensorRef>() + STORAGE_BYTES)
+                .saturating_add(2 * shape.len() * size_of::<u64>()),
+        )?;
+        let mut stride = vec![0u64; shape.len()];
+        let mut step = 1u64;
+        for (s, &d) in stride.iter_mut().zip(&shape).rev() {
+            *s = step;
+            // Cannot overflow: the product of the dimensions was checked above.
+            step = step.saturating_mul(d);
+        }
+        let storage = self.arena.add_inline(dtype, data);
+        let tensor = TensorRef {
+            storage: Rc::new(storage),
+            offset: 0,
+            shape,
+            stride,
+        };
+        *self.arena.get_mut(id) = Obj::Array(Some(Rc::new(tensor)));
+        Ok(())
     }
 }
 

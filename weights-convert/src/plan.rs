@@ -9,9 +9,11 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value as Json};
 
+use crate::allowlist::Global;
 use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
 use crate::json::{key_string, to_json, Budget, MAX_KEY_BYTES};
+use crate::kind::{self, Kind};
 use crate::pickle::{Obj, Value};
 use crate::tensor::TensorRef;
 use crate::torch::{Checkpoint, StorageData};
@@ -19,6 +21,9 @@ use crate::torch::{Checkpoint, StorageData};
 pub use hyperstyle_core::checkpoint::BARE_TENSOR_KEY;
 /// Separator between the components of a flattened key (`state_dict/decoder.conv1.weight`).
 pub const KEY_SEPARATOR: &str = "/";
+/// Separator below a TorchScript module, whose attributes are joined as `state_dict()` names
+/// them (`transformer.resblocks.0.attn.in_proj_weight`).
+pub const MODULE_SEPARATOR: &str = ".";
 /// The safetensors header's reserved key.
 const METADATA_KEY: &str = "__metadata__";
 
@@ -95,6 +100,9 @@ pub struct PlanOptions {
     /// Refuse checkpoints whose tensors would make the writer read more input bytes than this
     /// (many distinct strided views of one large storage each read the span they touch).
     pub max_read_bytes: u64,
+    /// The checkpoint's kind, whose naming rule ([`kind::output_key`]) renames or drops keys
+    /// before anything is validated (a dropped tensor is never checked nor read).
+    pub kind: Option<Kind>,
 }
 
 /// The option entry of a top-level dict: `opts` (pSp/HyperStyle family) or `args` (rosinality).
@@ -115,6 +123,8 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
         Value::Tensor(t) => found.push((BARE_TENSOR_KEY.to_string(), t.clone())),
         root => {
             let opts_key = opts_entry(root, ck);
+            // A TorchScript module's plain attributes (`training`, hook flags) are not recorded.
+            let script = is_script_object(ck, root);
             match ck.arena.dict_of(root) {
                 Some(top) => {
                     for (k, v) in top.iter() {
@@ -124,7 +134,7 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
                         walk(ck, v, key.clone(), 1, &mut budget, &mut found)?;
                         if Some(key.as_str()) == opts_key {
                             plan.opts = Some(to_json(v, &ck.arena, &mut budget, 1)?);
-                        } else if found.len() == before && !matches!(v, Value::Storage(_)) {
+                        } else if found.len() == before && !script && !matches!(v, Value::Storage(_)) {
                             plan.scalars.insert(key, to_json(v, &ck.arena, &mut budget, 1)?);
                         }
                     }
@@ -141,6 +151,13 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
     let mut total: u64 = 0;
     let mut read: u64 = 0;
     for (key, tensor) in found {
+        let key = match options.kind {
+            Some(kind) => match kind::output_key(kind, &key) {
+                Some(renamed) => renamed,
+                None => continue,
+            },
+            None => key,
+        };
         if key == METADATA_KEY || !seen_keys.insert(key.clone()) {
             return Err(ConvertError::DuplicateKey(key));
         }
@@ -183,12 +200,18 @@ pub fn plan(ck: &Checkpoint, options: &PlanOptions) -> Result<Plan> {
     Ok(plan)
 }
 
-/// `prefix/component`, refused if longer than [`MAX_KEY_BYTES`]; charged to the budget.
-fn join(prefix: &str, component: &str, budget: &mut Budget) -> Result<String> {
+/// Whether `value` is a TorchScript module object.
+fn is_script_object(ck: &Checkpoint, value: &Value) -> bool {
+    matches!(value, Value::Object(id) if matches!(ck.arena.get(*id), Obj::Object { class: Global::ScriptClass, .. }))
+}
+
+/// `prefix{separator}component`, refused if longer than [`MAX_KEY_BYTES`]; charged to the
+/// budget.
+fn join(prefix: &str, separator: &str, component: &str, budget: &mut Budget) -> Result<String> {
     let len = if prefix.is_empty() {
         component.len()
     } else {
-        prefix.len() + KEY_SEPARATOR.len() + component.len()
+        prefix.len() + separator.len() + component.len()
     };
     if len > MAX_KEY_BYTES {
         return Err(ConvertError::TooLarge(format!(
@@ -201,7 +224,7 @@ fn join(prefix: &str, component: &str, budget: &mut Budget) -> Result<String> {
     Ok(if prefix.is_empty() {
         component.to_string()
     } else {
-        format!("{prefix}{KEY_SEPARATOR}{component}")
+        format!("{prefix}{separator}{component}")
     })
 }
 
@@ -217,11 +240,22 @@ fn walk(
     budget.visit(depth)?;
     match value {
         Value::Tensor(t) => found.push((path, t.clone())),
+        // A numpy array (never built: an empty placeholder holding no data).
+        Value::Object(id) if matches!(ck.arena.get(*id), Obj::Array(_)) => {
+            if let Obj::Array(Some(t)) = ck.arena.get(*id) {
+                found.push((path, t.clone()));
+            }
+        }
         Value::Dict(_) | Value::Object(_) => {
+            let separator = if is_script_object(ck, value) {
+                MODULE_SEPARATOR
+            } else {
+                KEY_SEPARATOR
+            };
             if let Some(dict) = ck.arena.dict_of(value) {
                 for (k, v) in dict.iter() {
                     if holds_tensors(v) {
-                        let path = join(&path, &key_string(k)?, budget)?;
+                        let path = join(&path, separator, &key_string(k)?, budget)?;
                         walk(ck, v, path, depth + 1, budget, found)?;
                     } else {
                         budget.visit(depth + 1)?;
@@ -261,7 +295,7 @@ fn walk_items(
 ) -> Result<()> {
     for (i, v) in items.iter().enumerate() {
         if holds_tensors(v) {
-            let path = join(path, &i.to_string(), budget)?;
+            let path = join(path, KEY_SEPARATOR, &i.to_string(), budget)?;
             walk(ck, v, path, depth + 1, budget, found)?;
         } else {
             budget.visit(depth + 1)?;

@@ -8,13 +8,23 @@
 //!   a pickled list of storage keys, then for each key a little-endian u64 element count and
 //!   the raw little-endian elements.
 //!
-//! In both, the main pickle refers to storages through persistent ids; only their location is
-//! recorded here, the bytes are read later, one tensor at a time.
+//! * **TorchScript archive** (`torch.jit.save`, e.g. OpenAI's CLIP `ViT-B-32.pt`): the same zip
+//!   layout plus `constants.pkl` and `code/`. `data.pkl` pickles the module tree as
+//!   `__torch__.*` objects whose attributes are parameters, buffers and submodules; they are read
+//!   as plain attribute dicts. `code/` (the modules' TorchScript source) and `constants.pkl`
+//!   (constants baked into that code) are never read.
+//! * **Plain pickle** (`pickle.dump`, e.g. StyleCLIP's `S_mean_std`): one pickle filling the
+//!   whole file, whose arrays are numpy arrays holding their data inline.
+//!
+//! In the torch formats the main pickle refers to storages through persistent ids; only their
+//! location is recorded here, the bytes are read later, one tensor at a time. Numpy arrays'
+//! data is copied out of the pickle into [`Checkpoint::inline`], which [`WithInline`] appends to
+//! the input for the writer.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::allowlist::Global;
+use crate::allowlist::{Extensions, Global};
 use crate::dtype::DType;
 use crate::error::{ConvertError, Result};
 use crate::pickle::{self, Arena, Obj, Value};
@@ -39,6 +49,10 @@ pub enum Format {
     Zip,
     /// Legacy pickle stream.
     Legacy,
+    /// TorchScript zip archive (`torch.jit.save`).
+    TorchScript,
+    /// A plain pickle (`pickle.dump`), with numpy arrays.
+    Pickle,
 }
 
 impl Format {
@@ -47,6 +61,8 @@ impl Format {
         match self {
             Format::Zip => "zip archive (PyTorch >= 1.6)",
             Format::Legacy => "legacy torch.save stream",
+            Format::TorchScript => "TorchScript archive (torch.jit.save)",
+            Format::Pickle => "plain pickle (pickle.dump, numpy arrays)",
         }
     }
 }
@@ -82,6 +98,78 @@ pub struct Checkpoint {
     pub big_endian: bool,
     /// Size of the main pickle in bytes (bounds the work spent walking the object tree).
     pub pickle_len: u64,
+    /// Data the pickle itself held (numpy arrays), located by `storages` after the input's end
+    /// (offsets from the input's length on); see [`WithInline`].
+    pub inline: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The input followed by [`Checkpoint::inline`]: where every storage's bytes are.
+    pub fn source<'a, S: ByteSource + ?Sized>(&'a self, src: &'a S) -> WithInline<'a, S> {
+        WithInline {
+            src,
+            inline: &self.inline,
+        }
+    }
+}
+
+/// An input followed by the data its pickle held inline, as one [`ByteSource`].
+pub struct WithInline<'a, S: ?Sized> {
+    src: &'a S,
+    inline: &'a [u8],
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for WithInline<'_, S> {
+    fn len(&self) -> u64 {
+        self.src.len().saturating_add(self.inline.len() as u64)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        check_range(self.len(), offset, buf.len() as u64)?;
+        let split = self.src.len();
+        // Bytes before the input's end come from it, the rest from the inline data.
+        let head = usize::try_from(split.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let (from_src, from_inline) = buf.split_at_mut(head);
+        if !from_src.is_empty() {
+            self.src.read_at(offset, from_src)?;
+        }
+        if !from_inline.is_empty() {
+            let start = usize::try_from(offset.saturating_add(head as u64) - split)
+                .map_err(|_| ConvertError::Truncated("inline data offset".into()))?;
+            let bytes = self
+                .inline
+                .get(start..start + from_inline.len())
+                .ok_or_else(|| ConvertError::Truncated("read past the inline data".into()))?;
+            from_inline.copy_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+/// Records where the arrays the pickle held are: after the input's `input_len` bytes.
+fn add_inline_storages(
+    arena: &mut Arena,
+    input_len: u64,
+    storages: &mut HashMap<Rc<str>, StorageData>,
+) -> Result<Vec<u8>> {
+    for s in arena.inline_storages() {
+        let offset = input_len
+            .checked_add(s.offset)
+            .ok_or_else(|| ConvertError::TooLarge("inline data offset overflows".into()))?;
+        let data = StorageData {
+            range: ByteRange { offset, len: s.len },
+            dtype: s.dtype,
+        };
+        if storages.insert(s.key.clone(), data).is_some() {
+            return Err(ConvertError::MalformedPickle {
+                offset: 0,
+                reason: format!("storage key `{}` is used by both a tensor and a numpy array", s.key),
+            });
+        }
+    }
+    Ok(arena.take_inline_data())
 }
 
 /// Reads a checkpoint's structure from `src`, detecting the container format.
@@ -202,11 +290,9 @@ fn read_zip<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
             ))
         }
     };
-    if archive.find(&format!("{prefix}constants.pkl")).is_some() {
-        return Err(ConvertError::NotACheckpoint(
-            "this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint".into(),
-        ));
-    }
+    // A TorchScript archive: its module objects are allowed, its code and constants ignored.
+    let script = archive.find(&format!("{prefix}constants.pkl")).is_some();
+    let extensions = Extensions { script_classes: script };
     let pkl_entry = archive.find(&format!("{prefix}data.pkl")).ok_or_else(|| {
         ConvertError::NotACheckpoint(format!(
             "zip archive without `{prefix}data.pkl`: not written by torch.save"
@@ -247,7 +333,7 @@ fn read_zip<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
         let storage = table.declare_pid(pid, [tag, storage_type, key, numel])?;
         Ok(table.intern(storage))
     };
-    let (root, _) = pickle::unpickle(pkl.as_slice(), 0, &mut arena, &mut persistent)?;
+    let (root, _) = pickle::unpickle_with(pkl.as_slice(), 0, &mut arena, &mut persistent, extensions)?;
 
     let mut storages = HashMap::new();
     for (key, &(dtype, numel)) in &table.root_numel {
@@ -265,13 +351,21 @@ fn read_zip<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
         }
         storages.insert(key.clone(), data);
     }
+    let inline = add_inline_storages(&mut arena, src.len(), &mut storages)?;
+    if big_endian && !inline.is_empty() {
+        // The writer would swap the (little-endian) array data with the archive's.
+        return Err(ConvertError::Unsupported(
+            "numpy arrays inside a big-endian archive".into(),
+        ));
+    }
     Ok(Checkpoint {
-        format: Format::Zip,
+        format: if script { Format::TorchScript } else { Format::Zip },
         root,
         arena,
         storages,
         big_endian,
         pickle_len: pkl_range.len,
+        inline,
     })
 }
 
@@ -279,16 +373,28 @@ fn read_legacy<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
     let mut arena = Arena::default();
     let mut no_persistent = |pid: &Value| -> Result<Value> { Err(malformed_pid(pid, "expected here")) };
 
-    // 1. Magic number. Failing to read it means this is some other pickle (or not one at all);
-    //    a refused global stays reported as such.
-    let (magic, pos) = pickle::unpickle(src, 0, &mut arena, &mut no_persistent).map_err(|e| match e {
-        e @ (ConvertError::ForbiddenGlobal { .. } | ConvertError::Io { .. }) => e,
-        other => ConvertError::NotACheckpoint(format!("not a torch.save stream ({other})")),
-    })?;
+    // 1. Magic number. Any other pickle is read as a plain pickle (`pickle.dump`) if it is the
+    //    whole file.
+    let (magic, pos) = pickle::unpickle(src, 0, &mut arena, &mut no_persistent)?;
     if !matches!(&magic, Value::BigInt(bytes) if bytes[..] == LEGACY_MAGIC) {
-        return Err(ConvertError::NotACheckpoint(
-            "a pickle, but not one written by torch.save (no legacy magic number)".into(),
-        ));
+        if pos != src.len() {
+            return Err(ConvertError::NotACheckpoint(format!(
+                "a pickle that is neither a torch.save stream (no legacy magic number) nor the \
+                 whole file ({} bytes follow it)",
+                src.len() - pos
+            )));
+        }
+        let mut storages = HashMap::new();
+        let inline = add_inline_storages(&mut arena, src.len(), &mut storages)?;
+        return Ok(Checkpoint {
+            format: Format::Pickle,
+            root: magic,
+            arena,
+            storages,
+            big_endian: false,
+            pickle_len: pos,
+            inline,
+        });
     }
     // 2. Protocol version.
     let (version, pos) = pickle::unpickle(src, pos, &mut arena, &mut no_persistent)?;
@@ -399,6 +505,7 @@ fn read_legacy<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
         );
         pos = offset + len;
     }
+    let inline = add_inline_storages(&mut arena, src.len(), &mut storages)?;
     Ok(Checkpoint {
         format: Format::Legacy,
         root,
@@ -406,5 +513,6 @@ fn read_legacy<S: ByteSource + ?Sized>(src: &S) -> Result<Checkpoint> {
         storages,
         big_endian: false,
         pickle_len,
+        inline,
     })
 }

@@ -351,22 +351,85 @@ pub enum Obj {
     List(Vec<Value>),
     /// A dict.
     Dict(Dict),
-    /// An object of an allow-listed class with its attribute dict.
+    /// An object of an allow-listed class with its attribute dict (an `argparse.Namespace`, or a
+    /// TorchScript module: its parameters, buffers and submodules).
     Object {
         /// The object's class.
         class: Global,
         /// Its `__dict__`.
         attrs: Dict,
     },
+    /// A numpy array: `None` as `numpy.core.multiarray._reconstruct` creates it, the tensor once
+    /// `BUILD` has given it a validated shape, dtype and data (held in [`Arena::inline_data`]).
+    Array(Option<Rc<TensorRef>>),
+    /// A numpy dtype (`numpy.dtype('f4')`): its element type, and whether `BUILD` has checked
+    /// its state (little-endian, no fields).
+    NumpyDType {
+        /// Element type.
+        dtype: crate::dtype::DType,
+        /// Whether the state was set and checked.
+        built: bool,
+    },
 }
 
-/// Owner of all mutable containers of one unpickling session.
+/// A storage whose bytes the pickle itself holds (a numpy array's data), kept in
+/// [`Arena::inline_data`].
+#[derive(Clone, Debug)]
+pub struct InlineStorage {
+    /// The storage's key (`numpy:<n>`).
+    pub key: Rc<str>,
+    /// Element type.
+    pub dtype: crate::dtype::DType,
+    /// Byte offset in [`Arena::inline_data`].
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Owner of all mutable containers of one unpickling session, and of the data of the numpy
+/// arrays it unpickled.
 #[derive(Debug, Default)]
 pub struct Arena {
     objs: Vec<Obj>,
+    inline: Vec<u8>,
+    inline_storages: Vec<InlineStorage>,
 }
 
 impl Arena {
+    /// Appends an array's data; returns the storage recorded for it.
+    pub(crate) fn add_inline(&mut self, dtype: crate::dtype::DType, data: &[u8]) -> StorageRef {
+        let key: Rc<str> = format!("numpy:{}", self.inline_storages.len()).into();
+        let offset = self.inline.len() as u64;
+        self.inline.extend_from_slice(data);
+        self.inline_storages.push(InlineStorage {
+            key: key.clone(),
+            dtype,
+            offset,
+            len: data.len() as u64,
+        });
+        StorageRef {
+            key,
+            dtype,
+            numel: (data.len() / dtype.size()) as u64,
+            base: 0,
+        }
+    }
+
+    /// The data of every numpy array unpickled into this arena, back to back.
+    pub fn inline_data(&self) -> &[u8] {
+        &self.inline
+    }
+
+    /// Moves the inline data out (the storages stay recorded).
+    pub(crate) fn take_inline_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inline)
+    }
+
+    /// The storages of [`Arena::inline_data`].
+    pub fn inline_storages(&self) -> &[InlineStorage] {
+        &self.inline_storages
+    }
+
     /// Stores a container and returns its id.
     pub fn alloc(&mut self, obj: Obj) -> ObjId {
         self.objs.push(obj);
@@ -389,7 +452,7 @@ impl Arena {
         match value {
             Value::Dict(id) | Value::Object(id) => match self.get(*id) {
                 Obj::Dict(d) | Obj::Object { attrs: d, .. } => Some(d),
-                Obj::List(_) => None,
+                Obj::List(_) | Obj::Array(_) | Obj::NumpyDType { .. } => None,
             },
             _ => None,
         }

@@ -123,7 +123,7 @@ impl Demo {
     }
 
     /// StyleCLIP's pieces as pattern data, for edits by text on the demo: CLIP's text tower
-    /// (`clip_text_manifest.json`), the prompt templates, and global-direction data for a
+    /// (`clip_text_manifest.json`), the bundled prompt templates, and global-direction data for a
     /// generator with `layers` (relevance matrix under salt `styleclip`, key `delta_i_c`, mean 0,
     /// std 0.05; per-layer standard deviations `s_std/{layer}`, mean 0.3, std 0.1, absolute
     /// values): what `tests/styleclip.rs` checks against the original code.
@@ -136,12 +136,7 @@ impl Demo {
         let manifest = Manifest::load(dir.join("clip_text_manifest.json"))?;
         let store = manifest.checkpoint("clip_text")?.store(&[""])?;
         let text = TextTransformer::load_detected(&store.root(), device)?;
-        let path = dir.join("styleclip_templates.txt");
-        let templates = std::fs::read_to_string(&path)
-            .map_err(|e| hyperstyle_core::Error::io(&path, e))?
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let templates = styleclip::bundled_templates();
         let channels = styleclip::edited_channels(layers);
         let relevance = Tensor::<B, 1>::from_floats(
             pattern_values("styleclip", "delta_i_c", channels * 512, 0.0, 0.05).as_slice(),

@@ -523,6 +523,42 @@ fn stack_mark_and_memo_floods_are_refused() {
 }
 
 #[test]
+fn numpy_arrays_copying_one_shared_buffer_are_refused_in_bounded_memory() {
+    // One 1 MiB buffer memoised, then rebuilt into an array 5 000 times (each array's data is
+    // copied out of the pickle: 5 GB for a 1.3 MB file without the budget).
+    let elements = 1u64 << 18;
+    let mut p = Pickle::new(3);
+    p.raw(b"B")
+        .raw(&(4 * elements as u32).to_le_bytes())
+        .raw(&vec![0u8; 4 * elements as usize]);
+    p.raw(b"q\x00").raw(b"0");
+    p.global("numpy", "dtype").str("f4").raw(b"\x89\x88\x87R");
+    p.mark()
+        .int(3)
+        .str("<")
+        .raw(b"NNN")
+        .raw(b"J\xff\xff\xff\xffJ\xff\xff\xff\xff")
+        .int(0)
+        .tuple()
+        .raw(b"b");
+    p.raw(b"q\x01").raw(b"0");
+    for _ in 0..5_000 {
+        p.global("numpy.core.multiarray", "_reconstruct")
+            .global("numpy", "ndarray");
+        p.int_tuple(&[0]).raw(b"C\x01b\x87R");
+        p.mark()
+            .int(1)
+            .int_tuple(&[elements])
+            .raw(b"h\x01\x89h\x00")
+            .tuple()
+            .raw(b"b0");
+    }
+    p.raw(b"N");
+    let (err, _) = refused(&p.stop());
+    too_large(&err, "bytes of values");
+}
+
+#[test]
 fn floods_of_tensor_descriptions_are_refused() {
     // The same 64-dimensional view rebuilt 500 000 times from memoised arguments (6 bytes each,
     // ~1 KB of shape and strides each).

@@ -42,6 +42,7 @@ pub mod pipeline;
 pub mod resize;
 pub mod saved;
 pub mod styleclip;
+pub mod training;
 
 pub use domain::Domain;
 pub use error::{Error, Result};

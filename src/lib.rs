@@ -38,6 +38,7 @@ pub mod export;
 pub mod image_ops;
 pub mod io;
 pub mod npy;
+pub mod pickle;
 pub mod pipeline;
 pub mod resize;
 pub mod saved;

@@ -8,9 +8,11 @@
 //! (row-major) order, little-endian. The header is byte-for-byte what `np.save` writes for the
 //! same array, so `np.load(path)` returns a plain array (no `allow_pickle`).
 //!
-//! Only plain numeric arrays are written or read. NumPy's object arrays (a dict or a list of arrays saved
-//! with `np.save`, read back with `allow_pickle=True`) are pickles and are deliberately not
-//! supported: such data is written as several plain arrays instead.
+//! Object arrays, what `np.save` makes of a dict or of a list of arrays of different shapes, are
+//! written too ([`write_object`], [`write_pickled`]): the header says `'descr': '|O'` and the
+//! elements follow as a pickle (protocol 3, [`crate::pickle`]), byte for byte what NumPy 1.x's
+//! `np.save` writes; `np.load(path, allow_pickle=True)` reads them with NumPy 1.x and 2.x. They
+//! are never read here: [`read_f32`] reads plain float arrays only.
 //!
 //! ```no_run
 //! # fn main() -> hyperstyle::Result<()> {
@@ -25,6 +27,7 @@ use std::path::Path;
 use hyperstyle_core::atomic::write_atomically_with;
 
 use crate::error::{invalid_input, Error, Result};
+use crate::pickle::{NdArray, Object, PickleError, Pickler, Protocol};
 
 /// The magic string that opens every `.npy` file.
 pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -152,6 +155,62 @@ pub fn write<T: Element>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) ->
         },
         |_, e| io(e),
     )
+}
+
+/// The `.npy` file of a 1-d or n-d object array of `shape` holding `items` (row-major), in
+/// memory: what `np.save` writes for such an array (e.g. upstream's list of per-layer weight
+/// offsets, arrays and `None`s). An error if `items` does not hold the shape's number of
+/// elements.
+pub fn object_to_bytes(shape: &[usize], items: Vec<Object>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_object_to(&mut out, NdArray::objects(shape, items)).map_err(pickle_error)?;
+    Ok(out)
+}
+
+/// Writes `items` as an object array of `shape` to `path` ([`object_to_bytes`]), atomically.
+pub fn write_object(path: impl AsRef<Path>, shape: &[usize], items: Vec<Object>) -> Result<()> {
+    let path = path.as_ref();
+    let array = NdArray::objects(shape, items);
+    array.check().map_err(pickle_error)?;
+    write_atomically_with(
+        path,
+        |w| write_object_to(w, array).map_err(|e| file_error(path, e)),
+        |_, e| Error::Core(hyperstyle_core::Error::io(path, e)),
+    )
+}
+
+/// Writes `value` to `path` as `np.save(path, value)` does for a value that is not an array (a
+/// dict): a 0-d object array holding it. `np.load(path, allow_pickle=True).item()` gives the
+/// value back. Written atomically.
+pub fn write_pickled(path: impl AsRef<Path>, value: Object) -> Result<()> {
+    write_object(path, &[], vec![value])
+}
+
+/// [`write_pickled`] in memory.
+pub fn pickled_to_bytes(value: Object) -> Result<Vec<u8>> {
+    object_to_bytes(&[], vec![value])
+}
+
+fn write_object_to<W: Write>(out: &mut W, array: NdArray) -> std::result::Result<(), PickleError> {
+    array.check()?;
+    let head = header(array.descr(), &array.shape).map_err(|e| PickleError::BadArray(e.to_string()))?;
+    out.write_all(&head)?;
+    Pickler::new(out, Protocol::V3).dump(&Object::Array(array))?;
+    Ok(())
+}
+
+fn pickle_error(e: PickleError) -> Error {
+    match e {
+        PickleError::Io(e) => Error::Core(hyperstyle_core::Error::io("<memory>", e)),
+        other => invalid_input(format!("npy: {other}")),
+    }
+}
+
+fn file_error(path: &Path, e: PickleError) -> Error {
+    match e {
+        PickleError::Io(e) => Error::Core(hyperstyle_core::Error::io(path, e)),
+        other => invalid_input(format!("npy: {}: {other}", path.display())),
+    }
 }
 
 /// Reads a `.npy` file of floats (`<f4` or `<f8`, C order, NPY versions 1–3) as float32 values

@@ -13,6 +13,7 @@ use common::upstream::{
 };
 use hyperstyle::backend::Cpu;
 use hyperstyle::demo::Demo;
+use hyperstyle::pickle::{NdArray, Object};
 use hyperstyle::stylegan2::{GeneratorConfig, WeightOffsets};
 use hyperstyle::{npy, Domain, HyperStyleConfig};
 use image::{Rgb, RgbImage};
@@ -61,9 +62,12 @@ fn parse_npy(bytes: &[u8]) -> Npy {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap())
         .collect();
-    let item: usize = descr[2..].parse().unwrap();
     let data = bytes[data_start..].to_vec();
-    assert_eq!(data.len(), shape.iter().product::<usize>() * item, "data size");
+    // An object array's data is a pickle of its own length.
+    if descr != "|O" {
+        let item: usize = descr[2..].parse().unwrap();
+        assert_eq!(data.len(), shape.iter().product::<usize>() * item, "data size");
+    }
     Npy { descr, shape, data }
 }
 
@@ -236,24 +240,24 @@ fn inference_folders_hold_upstreams_files() {
     let offsets = WeightOffsets::new(entries);
     let deltas = sample_deltas(&offsets, &layers, 1).unwrap();
     let name = UpstreamNames::new(&[]).name(Path::new("a.jpg"));
-    // A stale file of an earlier run in the folder is removed: a missing file means "no offset".
-    std::fs::create_dir_all(dir.join("weight_deltas/a")).unwrap();
-    std::fs::write(dir.join("weight_deltas/a/layer_01.npy"), b"stale").unwrap();
-    let deltas_dir = writer.write_weight_deltas(&name, &deltas).unwrap();
-    assert_eq!(deltas_dir, dir.join("weight_deltas/a"));
-    let mut files: Vec<String> = std::fs::read_dir(&deltas_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    assert_eq!(files, ["layer_00.npy", "layer_14.npy"]);
-    let d0 = read_npy(&deltas_dir.join("layer_00.npy"));
-    assert_eq!(d0.descr, "<f4");
-    assert_eq!(d0.shape, [l0.out_channels, l0.in_channels, 3, 3]);
-    assert_eq!(f32s(&d0.data), per_tap[per_tap.len() / 2..], "sample 1 of the batch");
-    let d14 = read_npy(&deltas_dir.join("layer_14.npy"));
-    assert_eq!(d14.shape, [l14.out_channels, l14.in_channels, 3, 3]);
-    let d14 = f32s(&d14.data);
+    let deltas_file = writer.write_weight_deltas(&name, &deltas).unwrap();
+    assert_eq!(deltas_file, dir.join("weight_deltas/a.npy"));
+    // Upstream's list: one entry per layer, None where the layer is not tuned.
+    let list = read_object_npy(&deltas_file, &[layers.len()]);
+    let Py::List(list) = list else {
+        panic!("not a list: {list:?}")
+    };
+    assert_eq!(list.len(), layers.len());
+    for (j, entry) in list.iter().enumerate() {
+        if j != 0 && j != 14 {
+            assert_eq!(entry, &Py::None, "layer {j}");
+        }
+    }
+    let (shape, d0) = f32_array(&list[0]);
+    assert_eq!(shape, [l0.out_channels, l0.in_channels, 3, 3]);
+    assert_eq!(bits(&d0), bits(&per_tap[per_tap.len() / 2..]), "sample 1 of the batch");
+    let (shape, d14) = f32_array(&list[14]);
+    assert_eq!(shape, [l14.out_channels, l14.in_channels, 3, 3]);
     for (pair, &v) in per_pair.iter().enumerate() {
         assert!(d14[pair * 9..pair * 9 + 9].iter().all(|&t| t == v), "pair {pair}");
     }
@@ -285,16 +289,22 @@ fn inference_folders_hold_upstreams_files() {
     );
     assert!(dir.join("inference_coupled/a.jpg").is_file());
 
-    let latents = read_npy(&dir.join("latents.npy"));
-    assert_eq!(
-        (latents.descr.as_str(), latents.shape.as_slice()),
-        ("<f4", &[2, n_styles, 512][..])
-    );
-    assert_eq!(f32s(&latents.data), expected_latents);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("latents_names.txt")).unwrap(),
-        "b.png\na.jpg\n"
-    );
+    // Upstream's dict {file name: [n_styles, 512]}, in the order the images came.
+    let latents = read_object_npy(&dir.join("latents.npy"), &[]);
+    let Py::List(items) = latents else {
+        panic!("{latents:?}")
+    };
+    let [Py::Dict(dict)] = items.as_slice() else {
+        panic!("{items:?}")
+    };
+    let keys: Vec<&Py> = dict.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, [&Py::Str("b.png".into()), &Py::Str("a.jpg".into())]);
+    for ((_, value), expected) in dict.iter().zip(expected_latents.chunks(n_styles * 512)) {
+        let (shape, codes) = f32_array(value);
+        assert_eq!(shape, [n_styles, 512]);
+        assert_eq!(bits(&codes), bits(expected));
+    }
+    assert!(!dir.join("latents_names.txt").exists());
     assert_eq!(
         std::fs::read_to_string(dir.join("stats.txt")).unwrap(),
         "Runtime 1.5000+-0.5000"
@@ -406,28 +416,435 @@ fn demo_inversion_in_upstream_layout() {
         image::image_dimensions(dir.join("inference_coupled/astronaut.png")).unwrap(),
         (3 * 256, 256)
     );
-    let latents = read_npy(&dir.join("latents.npy"));
-    assert_eq!(latents.shape, [1, 14, 512]);
+    // latents.npy: {'astronaut.png': float32 [14, 512]}, the inversion's codes bit for bit.
+    let latents = read_object_npy(&dir.join("latents.npy"), &[]);
+    let Py::List(items) = latents else {
+        panic!("{latents:?}")
+    };
+    let [Py::Dict(dict)] = items.as_slice() else {
+        panic!("{items:?}")
+    };
+    let [(Py::Str(key), value)] = dict.as_slice() else {
+        panic!("{dict:?}")
+    };
+    assert_eq!(key, "astronaut.png");
+    let (shape, codes) = f32_array(value);
+    assert_eq!(shape, [14, 512]);
     let expected = inversion.latents.clone().into_data().to_vec::<f32>().unwrap();
-    assert_eq!(f32s(&latents.data), expected);
+    assert_eq!(bits(&codes), bits(&expected));
 
+    // weight_deltas/astronaut.npy: the list of per-layer offsets, None where untuned, offsets
+    // stored per filter pair repeated over the taps as upstream's refinement blocks repeat them.
+    let list = read_object_npy(&dir.join("weight_deltas/astronaut.npy"), &[layers.len()]);
+    let Py::List(list) = list else { panic!("{list:?}") };
     let mut tuned = 0;
-    for (j, (entry, layer)) in inversion.offsets.iter().zip(&layers).enumerate() {
-        let path = dir.join(format!("weight_deltas/astronaut/layer_{j:02}.npy"));
+    for (j, ((entry, layer), written)) in inversion.offsets.iter().zip(&layers).zip(&list).enumerate() {
         let Some(offset) = entry else {
-            assert!(!path.exists(), "{}", path.display());
+            assert_eq!(written, &Py::None, "layer {j}");
             continue;
         };
         tuned += 1;
-        let file = read_npy(&path);
+        let (shape, written) = f32_array(written);
         let k = layer.kernel;
-        assert_eq!(file.shape, [layer.out_channels, layer.in_channels, k, k]);
+        assert_eq!(shape, [layer.out_channels, layer.in_channels, k, k]);
         let expected = offset.clone().into_data().to_vec::<f32>().unwrap();
-        let written = f32s(&file.data);
         let taps = written.len() / expected.len();
         for (i, v) in written.iter().enumerate() {
-            assert_eq!(*v, expected[i / taps], "layer {j} value {i}");
+            assert_eq!(v.to_bits(), expected[i / taps].to_bits(), "layer {j} value {i}");
         }
     }
     assert_eq!(tuned, 13, "the 256 generator's tuned layers");
+}
+
+// ----------------------------------------------------------------------------------------------
+// Object arrays (`np.save` of a dict or of a list of arrays): a small unpickler for the opcodes
+// such files hold, written from the pickle format's description (CPython's pickletools). It
+// only builds data: globals are names, and the two callables NumPy's pickles use are
+// interpreted by name.
+
+/// A Python value read from a pickle.
+#[derive(Clone, Debug, PartialEq)]
+enum Py {
+    None,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Py>),
+    List(Vec<Py>),
+    Dict(Vec<(Py, Py)>),
+    /// `module.name`.
+    Global(String),
+    /// `numpy.dtype(name, False, True)`, e.g. `f4` or `O8`.
+    Dtype(String),
+    /// An ndarray: its dtype name, shape and data (`Bytes` for numbers, `List` for objects),
+    /// `None` until its `BUILD`.
+    Array(Option<(String, Vec<usize>, Box<Py>)>),
+    /// The MARK on the stack.
+    Mark,
+}
+
+/// A cursor over a pickle's bytes.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        out
+    }
+
+    /// The text up to the next newline, which is skipped.
+    fn line(&mut self) -> String {
+        let rest = &self.bytes[self.at..];
+        let end = rest.iter().position(|&b| b == b'\n').expect("a newline");
+        self.at += end + 1;
+        String::from_utf8(rest[..end].to_vec()).unwrap()
+    }
+}
+
+/// Unpickles `bytes` (protocol 2 or 3), checking that the whole input is used.
+fn unpickle(bytes: &[u8]) -> Py {
+    let mut cursor = Cursor { bytes, at: 0 };
+    let mut stack: Vec<Py> = Vec::new();
+    let mut memo: std::collections::HashMap<u32, Py> = Default::default();
+    let since_mark = |stack: &mut Vec<Py>| -> Vec<Py> {
+        let mark = stack.iter().rposition(|v| *v == Py::Mark).expect("MARK");
+        let items = stack.split_off(mark + 1);
+        stack.pop();
+        items
+    };
+    let pairs = |items: Vec<Py>| -> Vec<(Py, Py)> {
+        assert_eq!(items.len() % 2, 0, "key without value");
+        items.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect()
+    };
+    loop {
+        let op = cursor.take(1)[0];
+        match op {
+            0x80 => assert!(matches!(cursor.take(1)[0], 2 | 3), "protocol"),
+            b'c' => {
+                let (module, name) = (cursor.line(), cursor.line());
+                stack.push(Py::Global(format!("{module}.{name}")));
+            }
+            b'q' => {
+                let index = u32::from(cursor.take(1)[0]);
+                memo.insert(index, stack.last().unwrap().clone());
+            }
+            b'r' => {
+                let index = u32::from_le_bytes(cursor.take(4).try_into().unwrap());
+                memo.insert(index, stack.last().unwrap().clone());
+            }
+            b'h' => stack.push(memo[&u32::from(cursor.take(1)[0])].clone()),
+            b'j' => stack.push(memo[&u32::from_le_bytes(cursor.take(4).try_into().unwrap())].clone()),
+            b'K' => stack.push(Py::Int(i64::from(cursor.take(1)[0]))),
+            b'M' => stack.push(Py::Int(i64::from(u16::from_le_bytes(
+                cursor.take(2).try_into().unwrap(),
+            )))),
+            b'J' => stack.push(Py::Int(i64::from(i32::from_le_bytes(
+                cursor.take(4).try_into().unwrap(),
+            )))),
+            0x8a => {
+                let n = usize::from(cursor.take(1)[0]);
+                let raw = cursor.take(n);
+                // Sign-extend the little-endian two's complement.
+                let fill = if raw.last().is_some_and(|b| b & 0x80 != 0) {
+                    0xff
+                } else {
+                    0
+                };
+                let mut le = [fill; 8];
+                le[..n].copy_from_slice(raw);
+                stack.push(Py::Int(i64::from_le_bytes(le)));
+            }
+            b'X' => {
+                let n = u32::from_le_bytes(cursor.take(4).try_into().unwrap()) as usize;
+                stack.push(Py::Str(String::from_utf8(cursor.take(n).to_vec()).unwrap()));
+            }
+            b'C' => {
+                let n = usize::from(cursor.take(1)[0]);
+                stack.push(Py::Bytes(cursor.take(n).to_vec()));
+            }
+            b'B' => {
+                let n = u32::from_le_bytes(cursor.take(4).try_into().unwrap()) as usize;
+                stack.push(Py::Bytes(cursor.take(n).to_vec()));
+            }
+            b'N' => stack.push(Py::None),
+            0x88 => stack.push(Py::Bool(true)),
+            0x89 => stack.push(Py::Bool(false)),
+            b'(' => stack.push(Py::Mark),
+            b')' => stack.push(Py::Tuple(Vec::new())),
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                let items = stack.split_off(stack.len() - n);
+                stack.push(Py::Tuple(items));
+            }
+            b't' => {
+                let items = since_mark(&mut stack);
+                stack.push(Py::Tuple(items));
+            }
+            b']' => stack.push(Py::List(Vec::new())),
+            b'a' => {
+                let item = stack.pop().unwrap();
+                let Some(Py::List(list)) = stack.last_mut() else {
+                    panic!("APPEND to a non-list")
+                };
+                list.push(item);
+            }
+            b'e' => {
+                let items = since_mark(&mut stack);
+                let Some(Py::List(list)) = stack.last_mut() else {
+                    panic!("APPENDS to a non-list")
+                };
+                list.extend(items);
+            }
+            b'}' => stack.push(Py::Dict(Vec::new())),
+            b's' => {
+                let value = stack.pop().unwrap();
+                let key = stack.pop().unwrap();
+                let Some(Py::Dict(dict)) = stack.last_mut() else {
+                    panic!("SETITEM on a non-dict")
+                };
+                dict.push((key, value));
+            }
+            b'u' => {
+                let items = pairs(since_mark(&mut stack));
+                let Some(Py::Dict(dict)) = stack.last_mut() else {
+                    panic!("SETITEMS on a non-dict")
+                };
+                dict.extend(items);
+            }
+            b'R' => {
+                let args = stack.pop().unwrap();
+                let Py::Global(callable) = stack.pop().unwrap() else {
+                    panic!("REDUCE of a non-global")
+                };
+                let Py::Tuple(args) = args else {
+                    panic!("REDUCE arguments not a tuple")
+                };
+                let value = match callable.as_str() {
+                    // Every NumPy from 1.18 to 2.x loads this name.
+                    "numpy.core.multiarray._reconstruct" => {
+                        assert_eq!(
+                            args,
+                            [
+                                Py::Global("numpy.ndarray".into()),
+                                Py::Tuple(vec![Py::Int(0)]),
+                                Py::Bytes(b"b".to_vec())
+                            ]
+                        );
+                        Py::Array(None)
+                    }
+                    "numpy.dtype" => {
+                        let [Py::Str(name), Py::Bool(false), Py::Bool(true)] = args.as_slice() else {
+                            panic!("dtype arguments {args:?}")
+                        };
+                        Py::Dtype(name.clone())
+                    }
+                    other => panic!("unexpected callable {other}"),
+                };
+                stack.push(value);
+            }
+            b'b' => {
+                let state = stack.pop().unwrap();
+                let Py::Tuple(state) = state else {
+                    panic!("BUILD state {state:?}")
+                };
+                match stack.last_mut().unwrap() {
+                    Py::Dtype(name) => {
+                        let (order, flags) = if name == "O8" { ("|", 63) } else { ("<", 0) };
+                        assert_eq!(
+                            state,
+                            [
+                                Py::Int(3),
+                                Py::Str(order.into()),
+                                Py::None,
+                                Py::None,
+                                Py::None,
+                                Py::Int(-1),
+                                Py::Int(-1),
+                                Py::Int(flags)
+                            ],
+                            "dtype {name}"
+                        );
+                    }
+                    Py::Array(array @ None) => {
+                        let [Py::Int(1), Py::Tuple(shape), Py::Dtype(dtype), Py::Bool(false), data] = state.as_slice()
+                        else {
+                            panic!("ndarray state {state:?}")
+                        };
+                        let shape = shape
+                            .iter()
+                            .map(|d| match d {
+                                Py::Int(d) => *d as usize,
+                                other => panic!("dimension {other:?}"),
+                            })
+                            .collect();
+                        *array = Some((dtype.clone(), shape, Box::new(data.clone())));
+                    }
+                    other => panic!("BUILD of {other:?}"),
+                }
+            }
+            b'.' => {
+                assert_eq!(cursor.at, bytes.len(), "bytes after STOP");
+                assert_eq!(stack.len(), 1, "one value left");
+                return stack.pop().unwrap();
+            }
+            other => panic!("unexpected opcode {other:#04x} at {}", cursor.at - 1),
+        }
+    }
+}
+
+/// An object array's `.npy` file, checked to be of `shape`: its elements, a list (a 0-d array
+/// holds one element).
+fn read_object_npy(path: &Path, shape: &[usize]) -> Py {
+    let npy = read_npy(path);
+    assert_eq!(
+        (npy.descr.as_str(), npy.shape.as_slice()),
+        ("|O", shape),
+        "{}",
+        path.display()
+    );
+    let Py::Array(Some((dtype, array_shape, data))) = unpickle(&npy.data) else {
+        panic!("not an array")
+    };
+    assert_eq!((dtype.as_str(), array_shape.as_slice()), ("O8", shape));
+    *data
+}
+
+/// A float32 ndarray's shape and values.
+fn f32_array(value: &Py) -> (Vec<usize>, Vec<f32>) {
+    let Py::Array(Some((dtype, shape, data))) = value else {
+        panic!("not an array: {value:?}")
+    };
+    assert_eq!(dtype, "f4");
+    let Py::Bytes(data) = data.as_ref() else {
+        panic!("array data {data:?}")
+    };
+    assert_eq!(data.len(), shape.iter().product::<usize>() * 4);
+    (shape.clone(), f32s(data))
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// `values(n, salt)` of tests/fixtures/npy_objects/make_fixtures.py.
+fn fixture_values(n: usize, salt: f64) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..n)
+        .map(|i| ((i as f64 * 0.37 - salt) * 1.5f64.powi((i % 7) as i32)) as f32)
+        .collect();
+    if n >= 6 {
+        v[..5].copy_from_slice(&[-0.0, 1e-45, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    }
+    v
+}
+
+fn npy_fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/npy_objects")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn array<'a>(shape: &[usize], values: &'a [f32]) -> Object<'a> {
+    Object::Array(NdArray::f32(shape, values))
+}
+
+/// The writer's bytes are NumPy 1.x's `np.save` bytes for the same objects (the fixtures, written
+/// by tests/fixtures/npy_objects/make_fixtures.py), and the unpickler above reads both.
+#[test]
+fn object_arrays_are_numpys_bytes() {
+    let a = fixture_values(6, 1.0);
+    let b = fixture_values(4, 2.0);
+    let big = fixture_values(210, 3.0);
+
+    // upstream's latents.npy: a dict, a 0-d object array.
+    let dict = Object::Dict(vec![
+        (Object::str("b.png"), array(&[2, 3], &a)),
+        (Object::str("a.jpg"), array(&[1, 2, 2], &b)),
+    ]);
+    let expected = npy_fixture("dict_of_two_arrays.npy");
+    assert_eq!(npy::pickled_to_bytes(dict.clone()).unwrap(), expected);
+    let dir = scratch("objects");
+    npy::write_pickled(dir.join("dict.npy"), dict).unwrap();
+    assert_eq!(std::fs::read(dir.join("dict.npy")).unwrap(), expected);
+    let Py::List(items) = read_object_npy(&dir.join("dict.npy"), &[]) else {
+        panic!()
+    };
+    let [Py::Dict(entries)] = items.as_slice() else {
+        panic!("{items:?}")
+    };
+    assert_eq!(entries[0].0, Py::Str("b.png".into()));
+    assert_eq!(f32_array(&entries[0].1).0, [2, 3]);
+    assert_eq!(bits(&f32_array(&entries[0].1).1), bits(&a));
+    assert_eq!(f32_array(&entries[1].1).0, [1, 2, 2]);
+    assert_eq!(bits(&f32_array(&entries[1].1).1), bits(&b));
+
+    // upstream's weight_deltas/<stem>.npy: a list of arrays and Nones, an object array (n,);
+    // 840 bytes of data take the 4-byte length form.
+    let items = vec![
+        array(&[2, 3], &a),
+        Object::None,
+        array(&[3, 70], &big),
+        Object::None,
+        array(&[1, 2, 2], &b),
+    ];
+    let expected = npy_fixture("list_with_none.npy");
+    assert_eq!(npy::object_to_bytes(&[5], items.clone()).unwrap(), expected);
+    npy::write_object(dir.join("list.npy"), &[5], items).unwrap();
+    assert_eq!(std::fs::read(dir.join("list.npy")).unwrap(), expected);
+    let Py::List(list) = read_object_npy(&dir.join("list.npy"), &[5]) else {
+        panic!()
+    };
+    assert_eq!((&list[1], &list[3]), (&Py::None, &Py::None));
+    let (shape, values) = f32_array(&list[2]);
+    assert_eq!((shape, bits(&values)), (vec![3, 70], bits(&big)));
+
+    // Over 256 memo entries (4-byte memo indices), a one-element and an empty array, singleton
+    // strings.
+    let names: Vec<String> = (0..300).map(|i| format!("name{i:03}")).collect();
+    let (one, three) = (fixture_values(1, 0.5), fixture_values(3, 4.0));
+    let mut items: Vec<Object> = names.iter().map(|n| Object::str(n.as_str())).collect();
+    items.extend([
+        array(&[1], &one),
+        array(&[0], &[]),
+        array(&[3], &three),
+        Object::str(""),
+        Object::str("x"),
+        Object::str("x"),
+    ]);
+    assert_eq!(
+        npy::object_to_bytes(&[306], items).unwrap(),
+        npy_fixture("long_memo.npy")
+    );
+
+    // 1000 dict items: CPython closes with an empty batch.
+    let keys: Vec<String> = (0..1000).map(|i| format!("{i:06}.jpg")).collect();
+    let values: Vec<Vec<f32>> = (0..1000).map(|i| fixture_values(1, i as f64 * 0.01)).collect();
+    let dict = Object::Dict(
+        keys.iter()
+            .zip(&values)
+            .map(|(k, v)| (Object::str(k.as_str()), array(&[1], v)))
+            .collect(),
+    );
+    let expected = npy_fixture("dict_of_1000.npy");
+    assert_eq!(npy::pickled_to_bytes(dict).unwrap(), expected);
+    let Py::Array(Some((_, _, data))) = unpickle(&parse_npy(&expected).data) else {
+        panic!()
+    };
+    let Py::List(items) = *data else { panic!() };
+    let [Py::Dict(entries)] = items.as_slice() else {
+        panic!()
+    };
+    assert_eq!(entries.len(), 1000);
+    assert_eq!(entries[999].0, Py::Str("000999.jpg".into()));
+    assert_eq!(bits(&f32_array(&entries[999].1).1), bits(&values[999]));
+
+    // Items that do not fill the shape are typed errors, and nothing is written.
+    let err = npy::write_object(dir.join("bad.npy"), &[3], vec![Object::None]).unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert!(!dir.join("bad.npy").exists());
 }

@@ -5,10 +5,11 @@
 //!
 //! * `inference_results/<i>/<file>`: refinement step `i` (0-based), one image per input;
 //! * `inference_coupled/<file>`: input | step 0 | step 1 | …, side by side;
-//! * `latents.npy`: the W+ codes, float32 `[n_images, n_styles, 512]`, and `latents_names.txt`,
-//!   the image file names in the same order, one per line (see [`InferenceWriter::finish`]);
-//! * `weight_deltas/<stem>/layer_<jj>.npy` (`--save-weight-deltas`): the final offsets, float32
-//!   `[out, in, k, k]`, one file per tuned layer (see [`InferenceWriter::write_weight_deltas`]);
+//! * `latents.npy`: the dict `{file: float32 [n_styles, 512] W+ codes}` as `np.save` writes it,
+//!   read with `np.load(path, allow_pickle=True).item()` (see [`InferenceWriter::finish`]);
+//! * `weight_deltas/<stem>.npy` (`--save-weight-deltas`): the final offsets, a list with one
+//!   entry per generator layer, float32 `[out, in, k, k]` or `None`, as `np.save` writes it (see
+//!   [`InferenceWriter::write_weight_deltas`]);
 //! * `stats.txt`: `Runtime <mean>+-<std>` seconds per batch.
 //!
 //! Editing (upstream `editing/inference_face_editing.py`, `inference_cars_editing.py`):
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use hyperstyle::core::atomic::same_file;
 use hyperstyle::io::{images_to_tensor, save_image, tensor_to_images};
+use hyperstyle::pickle::{NdArray, Object};
 use hyperstyle::stylegan2::{LayerSpec, WeightOffsets};
 use hyperstyle::{npy, Domain, HyperStyleConfig, Inversion};
 use image::RgbImage;
@@ -140,7 +142,7 @@ impl UpstreamNames {
     }
 
     /// The names of `input`: its file name, with `_2`, `_3`, … after the stem if an earlier input
-    /// had the same stem. Line breaks become `_` (`latents_names.txt` has one name per line).
+    /// had the same stem. Line breaks become `_`.
     pub fn name(&mut self, input: &Path) -> UpstreamName {
         let base: String = input
             .file_name()
@@ -357,53 +359,47 @@ impl InferenceWriter {
     }
 
     /// Writes one image's final offsets (`deltas`, from [`sample_deltas`]) to
-    /// `weight_deltas/<stem>/layer_<jj>.npy`, one float32 `[out, in, k, k]` file per layer that has
-    /// an offset (`jj`: the layer's index, two digits). Upstream saves the whole per-layer list
-    /// as one `weight_deltas/<stem>.npy`, a pickled object array (`None` for untuned layers)
-    /// that only `np.load(…, allow_pickle=True)` reads; plain arrays of different shapes cannot
-    /// share a file, so here each entry is its own file and a missing file is upstream's `None`.
-    /// Returns the folder.
+    /// `weight_deltas/<stem>.npy` as upstream saves them: `np.save` of the per-layer list, an
+    /// object array of shape `(n_layers,)` whose entries are float32 `[out, in, k, k]` arrays or
+    /// `None` (untuned layers). `np.load(path, allow_pickle=True)` reads it, as upstream's
+    /// StyleCLIP editing script does. Returns the file's path.
     pub fn write_weight_deltas(&self, name: &UpstreamName, deltas: &[Option<LayerDelta>]) -> Result<PathBuf, BoxError> {
-        let dir = self.dir.join("weight_deltas").join(&name.stem);
+        let dir = self.dir.join("weight_deltas");
         create_dir(&dir)?;
-        for (j, delta) in deltas.iter().enumerate() {
-            let path = self.names.check(dir.join(format!("layer_{j:02}.npy")))?;
-            match delta {
-                Some((shape, values)) => npy::write(&path, shape, values)?,
-                // A file from an earlier run into the same folder would read as an offset.
-                None if path.exists() => {
-                    std::fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?
-                }
-                None => {}
-            }
-        }
-        Ok(dir)
+        let path = self.names.check(dir.join(format!("{}.npy", name.stem)))?;
+        let items = deltas
+            .iter()
+            .map(|delta| match delta {
+                Some((shape, values)) => Object::Array(NdArray::f32(shape, values)),
+                None => Object::None,
+            })
+            .collect();
+        npy::write_object(&path, &[deltas.len()], items)?;
+        Ok(path)
     }
 
-    /// Writes `latents.npy`, `latents_names.txt` and `stats.txt`.
+    /// Writes `latents.npy` and `stats.txt`.
     ///
-    /// Upstream saves its latents as a dict `{file name: [n_styles, 512] array}` with `np.save`,
-    /// a pickled object array. Here `latents.npy` is a plain float32 array
-    /// `[n_images, n_styles, 512]` in the order the images were inverted (upstream's dict order),
-    /// and `latents_names.txt` holds the dict's keys in that order, one per line:
-    /// `dict(zip(open('latents_names.txt').read().splitlines(), np.load('latents.npy')))` is
-    /// upstream's dict. `stats.txt` is upstream's `Runtime <mean>+-<std>` over the batches'
-    /// inversion times in seconds (population standard deviation, as `np.std`).
+    /// `latents.npy` is upstream's: `np.save` of the dict `{file name: float32 [n_styles, 512]}`
+    /// in the order the images were inverted, a 0-d object array that
+    /// `np.load(path, allow_pickle=True).item()` turns back into the dict (the bytes NumPy 1.x
+    /// writes, see [`hyperstyle::npy::write_pickled`]). `stats.txt` is upstream's
+    /// `Runtime <mean>+-<std>` over the batches' inversion times in seconds (population standard
+    /// deviation, as `np.std`).
     pub fn finish(self) -> Result<(), BoxError> {
-        let n = self.latent_names.len();
-        npy::write(
-            self.names.check(self.dir.join("latents.npy"))?,
-            &[n, self.n_styles, 512],
-            &self.latents,
-        )?;
-        let mut names = self.latent_names.join("\n");
-        if n > 0 {
-            names.push('\n');
-        }
-        hyperstyle::core::atomic::write_atomically(
-            &self.names.check(self.dir.join("latents_names.txt"))?,
-            names.as_bytes(),
-        )?;
+        let size = self.n_styles * 512;
+        let dict = self
+            .latent_names
+            .iter()
+            .zip(self.latents.chunks(size))
+            .map(|(file, codes)| {
+                (
+                    Object::str(file.as_str()),
+                    Object::Array(NdArray::f32(&[self.n_styles, 512], codes)),
+                )
+            })
+            .collect();
+        npy::write_pickled(self.names.check(self.dir.join("latents.npy"))?, Object::Dict(dict))?;
         if !self.batch_seconds.is_empty() {
             let count = self.batch_seconds.len() as f64;
             let mean = self.batch_seconds.iter().sum::<f64>() / count;

@@ -7,6 +7,8 @@
 //! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors --layout upstream --save-weight-deltas photos/
 //! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
+//!     --w-encoder faces_w_encoder.safetensors --export-generator --export-format pt face.jpg
+//! cargo run --release --example invert -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors \
 //!     --align --landmarks shape_predictor_68_face_landmarks.dat holiday.jpg
 //! ```
@@ -30,6 +32,7 @@ use common::{
     Failures, ModelArgs, Outputs,
 };
 use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
+use hyperstyle::export::ExportFormat;
 use hyperstyle::io::{save_image, tensor_to_images};
 use hyperstyle::stylegan2::ConvStrategy;
 use hyperstyle::{HyperStyle, Inversion, OffsetPrecision, SavedInversion};
@@ -52,8 +55,8 @@ struct Args {
     #[arg(long, default_value = "out/invert")]
     output: PathBuf,
     /// What is written: flat (NAME_step0.png, …, NAME_grid.png in the output folder) or upstream
-    /// (upstream's folders: inference_results/STEP/FILE, inference_coupled/FILE, latents.npy with
-    /// latents_names.txt, stats.txt).
+    /// (upstream's folders: inference_results/STEP/FILE, inference_coupled/FILE, stats.txt and
+    /// latents.npy, upstream's pickled dict {FILE: W+ codes}).
     #[arg(long, value_enum, default_value_t = Layout::Flat)]
     layout: Layout,
     /// Write the step images at the network's input size (256×256; cars 256×192), the pooled
@@ -63,20 +66,26 @@ struct Args {
     /// Invert only the first N inputs (folders expanded and sorted first; upstream's --n_images).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     n_images: Option<u64>,
-    /// With --layout upstream: also write each image's final weight offsets, float32
-    /// weight_deltas/STEM/layer_JJ.npy per tuned layer, ~94 MB per face (upstream's
-    /// --save_weight_deltas; upstream writes one pickled STEM.npy instead).
+    /// With --layout upstream: also write each image's final weight offsets as upstream's
+    /// --save_weight_deltas does, weight_deltas/STEM.npy: the pickled list of per-layer float32
+    /// arrays (None for untuned layers), ~94 MB per face.
     #[arg(long)]
     save_weight_deltas: bool,
     /// Also write NAME.safetensors per input: latents, the final offsets and each step's raw
     /// image (full resolution and pooled); `edit --inversion` reads it.
     #[arg(long)]
     save_tensors: bool,
-    /// Also write NAME_generator.safetensors per input: the generator with that image's offsets
-    /// folded into its weights, a plain StyleGAN2 checkpoint (`g_ema/…`; ~120 MB at 1024) that
-    /// renders the inversion's latents without offsets (`generate --model` loads it).
+    /// Also write NAME_generator.safetensors (or .pt, see --export-format) per input: the
+    /// generator with that image's offsets folded into its weights, a plain StyleGAN2 checkpoint
+    /// (`g_ema/…`; ~120 MB at 1024) that renders the inversion's latents without offsets
+    /// (`generate --model` loads the safetensors form).
     #[arg(long)]
     export_generator: bool,
+    /// Format of --export-generator: safetensors (this project's converted checkpoint) or pt (a
+    /// PyTorch checkpoint {'g_ema': state_dict}, as torch.save writes it, for rosinality's and
+    /// upstream's Python code).
+    #[arg(long, value_enum, default_value_t = ExportFormatArg::Safetensors)]
+    export_format: ExportFormatArg,
     /// Store the offsets as f16 (half the size).
     #[arg(long)]
     offsets_f16: bool,
@@ -91,6 +100,24 @@ struct Args {
     /// Images (PNG, JPEG) or folders of images. FFHQ-aligned crops for faces, or any photos
     /// with --align.
     inputs: Vec<PathBuf>,
+}
+
+/// `--export-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormatArg {
+    /// NAME_generator.safetensors.
+    Safetensors,
+    /// NAME_generator.pt.
+    Pt,
+}
+
+impl From<ExportFormatArg> for ExportFormat {
+    fn from(format: ExportFormatArg) -> Self {
+        match format {
+            ExportFormatArg::Safetensors => ExportFormat::Safetensors,
+            ExportFormatArg::Pt => ExportFormat::Torch,
+        }
+    }
 }
 
 fn main() -> Result<(), BoxError> {
@@ -238,7 +265,7 @@ fn write_upstream(
     Ok(format!("{}/inference_results/*/{}", args.output.display(), name.file))
 }
 
-/// With --export-generator, `NAME_generator.safetensors`; with --save-tensors,
+/// With --export-generator, `NAME_generator.safetensors` (or `.pt`); with --save-tensors,
 /// `NAME.safetensors`. `file` gives an output file's path from its name.
 fn write_extras(
     args: &Args,
@@ -249,7 +276,9 @@ fn write_extras(
     name: &str,
 ) -> Result<(), BoxError> {
     if args.export_generator {
-        model.export_tuned_generator(inversion, b, file(&format!("{name}_generator.safetensors"))?)?;
+        let format = ExportFormat::from(args.export_format);
+        let path = file(&format!("{name}_generator.{}", format.extension()))?;
+        model.export_tuned_generator_as(inversion, b, path, format)?;
     }
     if args.save_tensors {
         let saved = SavedInversion::new(inversion, model.config()).sample(b)?;

@@ -44,6 +44,7 @@ pub mod resize;
 pub mod saved;
 pub mod styleclip;
 pub mod training;
+pub mod torch_file;
 
 pub use domain::Domain;
 pub use error::{Error, Result};

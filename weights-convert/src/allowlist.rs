@@ -61,7 +61,7 @@ pub enum Global {
     ScriptClass,
 }
 
-/// Which globals besides [`ALLOWED`] a pickle may name.
+/// Which globals besides the fixed allow-list a pickle may name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extensions {
     /// TorchScript module classes ([`Global::ScriptClass`]): the `data.pkl` of a

@@ -9,7 +9,10 @@
 //! docs/ARCHITECTURE.md §8.3), and every α renders `styles + α·direction` with the photo's
 //! offsets. The demo's CLIP tower, relevances and statistics are pattern data (checked against
 //! the original code in tests/styleclip.rs), so the edits show the mechanics, not a beard; with
-//! real data the library calls are the same (`hyperstyle::styleclip`).
+//! real data the library calls are the same (`hyperstyle::styleclip`). This example is the short
+//! walk through those calls; the command-line tool, with real CLIP / `fs3.npy` / `S_mean_std`
+//! files, upstream's α × β grids, saved inversions and upstream's output layout, is
+//! `edit --text` (examples/edit.rs).
 
 mod common;
 

@@ -464,3 +464,64 @@ fn loader_batches_latents() {
     assert_eq!(tensors.latents.unwrap().dims(), [2, 18, 512]);
     assert_eq!(tensors.sources.dims(), [2, 3, 16, 16]);
 }
+
+#[test]
+fn demo_inversions_load_as_a_latents_dataset() {
+    use hyperstyle::backend::DefaultBackend as B;
+    use hyperstyle::training::extract::extract_inversions;
+    let device = Default::default();
+    let demo = hyperstyle::demo::Demo::load("ffhq256").unwrap();
+    let model = demo.hyperstyle::<B>(&device).unwrap();
+    // The two photos of the demo's upstream run, as a target folder.
+    let root = tempfile::tempdir().unwrap();
+    let targets = root.path().join("targets");
+    let inversions = root.path().join("inversions");
+    std::fs::create_dir_all(&targets).unwrap();
+    std::fs::create_dir_all(&inversions).unwrap();
+    for k in 0..2 {
+        let name = format!("ffhq256_input{k}.png");
+        std::fs::copy(fixtures().join("images").join(&name), targets.join(&name)).unwrap();
+    }
+    let files = list_images(&targets).unwrap();
+    let photos: Vec<RgbImage> = files.iter().map(|f| load_image(f).unwrap()).collect();
+    let extracted = extract_inversions(&model, &photos, 0, &device).unwrap();
+    // The codes and images are upstream's initial inversion (the invert example's W step).
+    for b in 0..2 {
+        let codes = demo
+            .compare("w_codes", b, &extracted.codes.clone().narrow(0, b, 1))
+            .unwrap();
+        let pooled = demo
+            .compare("w_inversion_pooled", b, &extracted.pooled.clone().narrow(0, b, 1))
+            .unwrap();
+        println!(
+            "sample {b}: W+ codes max-abs {:.2e}, W inversion max-abs {:.2e}",
+            codes.max_abs, pooled.max_abs
+        );
+        // The bounds tests/end_to_end_parity.rs holds codes and images to (4× and 5× upstream's
+        // float32 noise floor); measured 1.2e-7 and 2.1e-5.
+        assert!(codes.max_abs < 5e-7, "W+ codes: {codes:?}");
+        assert!(pooled.max_abs < 2.25e-4, "W inversion: {pooled:?}");
+    }
+    let mut codes = Vec::new();
+    for inversion in &extracted.inversions {
+        hyperstyle::io::save_image(&inversion.image, inversions.join(&inversion.name)).unwrap();
+        codes.push((inversion.name.clone(), inversion.latent.clone()));
+    }
+    assert_eq!(codes[1].0, "00002.png");
+    let latents = root.path().join("latents.safetensors");
+    write_latents(&latents, &codes).unwrap();
+
+    let n_styles = model.config().n_styles();
+    let t = DatasetType::FfhqHypernetPreExtract.transforms();
+    let dataset =
+        LatentsImagesDataset::new(&inversions, &targets, &latents, n_styles, t.target_train, t.source).unwrap();
+    for (k, inversion) in extracted.inversions.iter().enumerate() {
+        let sample = dataset.sample(k, true).unwrap();
+        assert_eq!(sample.latent.as_ref(), Some(&inversion.latent));
+        assert_eq!(
+            sample.source,
+            Transform::resize((256, 256)).apply(&inversion.image, false)
+        );
+        assert_eq!(sample.target, Transform::resize((256, 256)).apply(&photos[k], false));
+    }
+}

@@ -345,7 +345,9 @@ pub trait Dataset: Sync {
         self.len() == 0
     }
 
-    /// Loads sample `index`; `flip` is the coin toss of the random flips.
+    /// Loads sample `index`; `flip` is the coin toss of the random flips. One coin serves both
+    /// sides: were the source and the target transform both to flip at random, they would flip
+    /// together (the original would toss twice, but none of its configurations flips sources).
     fn sample(&self, index: usize, flip: bool) -> DataResult<Sample>;
 
     /// `[3, h, w]` of the sources.

@@ -17,7 +17,7 @@
 //! cargo run --release --example edit -- --text "a face with a beard" --neutral "a face" --alpha 4 --beta 0.11
 //! cargo run --release --example edit -- --model hyperstyle_ffhq.safetensors \
 //!     --w-encoder faces_w_encoder.safetensors --text "a face with a beard" --neutral "a face" \
-//!     --clip clip_vit_b_32.safetensors --fs3 fs3.npy --s-mean-std s_mean_std.safetensors photos/
+//!     --clip clip_vit_b32.safetensors --fs3 fs3.npy --s-mean-std S_mean_std.safetensors photos/
 //! ```
 //! Faces get all three InterFaceGAN edits (upstream's `--edit_directions age,smile,pose`) over
 //! upstream's factor range unless `--edit` / `--factor` say otherwise. Each input gets, per edit,

@@ -26,8 +26,8 @@
 //! # let generator: hyperstyle::stylegan2::Generator<burn::backend::Flex> = unimplemented!();
 //! # let latents: burn::tensor::Tensor<burn::backend::Flex, 3> = unimplemented!();
 //! let layers = generator.config().layers();
-//! let text = styleclip::load_clip_text("clip_vit_b_32.safetensors", &device)?;
-//! let directions = GlobalDirections::from_files("fs3.npy", "s_mean_std.safetensors", &layers, &device)?;
+//! let text = styleclip::load_clip_text("clip_vit_b32.safetensors", &device)?;
+//! let directions = GlobalDirections::from_files("fs3.npy", "S_mean_std.safetensors", &layers, &device)?;
 //! let tokenizer = hyperstyle::clip::Tokenizer::bundled()?;
 //! let templates = styleclip::bundled_templates();
 //! let delta_i = GlobalDirections::text_direction(&text, &tokenizer, &templates, "a face", "a face with a beard")?;

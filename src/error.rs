@@ -56,6 +56,10 @@ pub enum Error {
     /// cannot be decoded.
     #[error(transparent)]
     Align(#[from] hyperstyle_align::Error),
+    /// Training data ([`crate::training::data`]): a folder without images, an image that does
+    /// not decode, a missing latent code, mismatched source and target folders.
+    #[error(transparent)]
+    Data(#[from] crate::training::data::DataError),
 }
 
 /// Result with the facade's [`Error`].

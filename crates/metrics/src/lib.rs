@@ -1,7 +1,7 @@
 //! HyperStyle's evaluation metrics on Burn, computed as the original implementation's scripts
 //! and loss modules compute them (`scripts/calc_losses_on_images.py`, `criteria/`):
 //!
-//! * [`l2`]: mean squared error (`torch.nn.MSELoss`).
+//! * [`l2()`]: mean squared error (`torch.nn.MSELoss`).
 //! * [`MsSsim`]: multi-scale SSIM with the original's Gaussian window, five scales, valid
 //!   convolutions and value-range guess.
 //! * [`Lpips`]: LPIPS v0.1 on AlexNet features ([`AlexNetFeatures`]) with the learned linear

@@ -44,8 +44,11 @@ enum Data {
     I64(i64),
 }
 
+/// A tensor's dtype, shape and little-endian bytes.
+type Encoded = (Dtype, Vec<usize>, Vec<u8>);
+
 impl Data {
-    fn bytes(&self) -> (Dtype, Vec<usize>, Vec<u8>) {
+    fn bytes(&self) -> Encoded {
         match self {
             Data::F32(shape, values) => (
                 Dtype::F32,
@@ -59,7 +62,7 @@ impl Data {
 
 /// Writes `tensors` and `metadata` as one safetensors file, atomically.
 fn write(path: &Path, tensors: Vec<(String, Data)>, metadata: HashMap<String, String>) -> Result<()> {
-    let encoded: Vec<(String, (Dtype, Vec<usize>, Vec<u8>))> =
+    let encoded: Vec<(String, Encoded)> =
         tensors.into_iter().map(|(k, d)| (k, d.bytes())).collect();
     let views = encoded
         .iter()

@@ -37,7 +37,7 @@ use hyperstyle::training::step::{
     TrainableHypernetwork, Trainer,
 };
 use hyperstyle::training::{Coach, CoachConfig, Event};
-use hyperstyle_metrics::{IdSimilarity, Lpips};
+use hyperstyle_metrics::{IdSimilarity, Lpips, MocoSimilarity};
 
 type B = Autodiff<DefaultBackend>;
 
@@ -107,8 +107,12 @@ struct Args {
     #[arg(long, requires = "lpips_alexnet")]
     lpips_linear: Option<PathBuf>,
     /// Converted IR-SE-50 ArcFace (model_ir_se50.pth), for the ID loss (faces).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "moco")]
     arcface: Option<PathBuf>,
+    /// Converted MoCo v2 ResNet-50 (moco_v2_800ep_pretrain.pt), for the similarity loss of the
+    /// other domains.
+    #[arg(long)]
+    moco: Option<PathBuf>,
 
     /// Generator output size (1024 faces, 512 cars and animals, 256); default: the checkpoint's.
     #[arg(long)]
@@ -140,6 +144,9 @@ struct Args {
     /// ID weight (default 0.1 for faces, else 0).
     #[arg(long)]
     id_lambda: Option<f64>,
+    /// MoCo similarity weight (default 0.5 for cars and animals, else 0).
+    #[arg(long)]
+    moco_lambda: Option<f64>,
     /// Last step (the run trains steps 0 to max-steps).
     #[arg(long, default_value_t = 500_000)]
     max_steps: u64,
@@ -333,8 +340,7 @@ fn train_config(args: &Args, dataset_type: DatasetType) -> TrainConfig {
         lpips: args.lpips_lambda.unwrap_or(defaults.lpips),
         l2: args.l2_lambda.unwrap_or(defaults.l2),
         id: args.id_lambda.unwrap_or(defaults.id),
-        // The MoCo loss needs its network, which this command does not load yet.
-        moco: 0.0,
+        moco: args.moco_lambda.unwrap_or(defaults.moco),
     };
     TrainConfig {
         lambdas,
@@ -432,7 +438,7 @@ fn checkpoint_size(store: &WeightStore) -> Result<usize, BoxError> {
         .ok_or("the checkpoint's opts have no output_size; give --output-size")? as usize)
 }
 
-/// LPIPS and ArcFace, when their files are given.
+/// LPIPS and ArcFace or MoCo, when their files are given.
 fn loss_nets(args: &Args, device: &Device<B>) -> Result<LossNets<B>, BoxError> {
     let lpips = match (&args.lpips_alexnet, &args.lpips_linear) {
         (Some(alexnet), Some(linear)) => {
@@ -441,12 +447,16 @@ fn loss_nets(args: &Args, device: &Device<B>) -> Result<LossNets<B>, BoxError> {
         }
         _ => None,
     };
-    let similarity = match &args.arcface {
-        Some(path) => Some(SimilarityNet::Id(IdSimilarity::load(
-            &WeightStore::open(path)?.root(),
-            device,
-        )?)),
-        None => None,
+    let similarity = match (&args.arcface, &args.moco) {
+        (Some(path), _) => {
+            let store = WeightStore::open(path)?;
+            Some(SimilarityNet::Id(IdSimilarity::load(&store.root(), device)?))
+        }
+        (None, Some(path)) => {
+            let store = WeightStore::open_checkpoint(path, &[Kind::Moco])?;
+            Some(SimilarityNet::Moco(MocoSimilarity::load(&store.root(), device)?))
+        }
+        (None, None) => None,
     };
     Ok(LossNets::new(lpips, similarity))
 }
@@ -464,6 +474,7 @@ fn demo_settings(args: &mut Args) {
     args.layers_to_tune = "17,18".into();
     args.lpips_lambda = Some(0.0);
     args.id_lambda = Some(0.0);
+    args.moco_lambda = Some(0.0);
     args.l2_lambda.get_or_insert(1.0);
     args.batch_size = args.batch_size.min(2);
     args.test_batch_size = 2;

@@ -441,6 +441,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok(output)
     }
 
+    /// The W inversion of images `x` (`[batch, 3, h, w]`, normalised): `(codes, image pooled to
+    /// 256×256)`, without gradients, to pre-extract once what [`Batch::y_hat`] and
+    /// [`Batch::codes`] can carry (upstream's `LatentsImagesDataset`).
+    pub fn invert_w(&self, x: Tensor<B, 4>) -> Result<(Tensor<B, 3>, Tensor<B, 4>)> {
+        self.w_inversion(&Batch::images(x))
+    }
+
     fn w_inversion(&self, batch: &Batch<B>) -> Result<(Tensor<B, 3>, Tensor<B, 4>)> {
         let (codes, image) = w_inversion_with(&self.generator, self.w_encoder.as_ref(), &self.latent_avg, batch)?;
         Ok((codes.detach(), image.detach()))

@@ -130,6 +130,14 @@ impl TrainGolden {
         Self { tensors, meta }
     }
 
+    /// Entry `name`, or `fallback` when the file has no `name` (a golden without its float64 run).
+    pub fn get_or(&self, name: &str, fallback: &str) -> &[f64] {
+        match self.tensors.get(name) {
+            Some((_, v)) => v,
+            None => self.get(fallback),
+        }
+    }
+
     pub fn get(&self, name: &str) -> &[f64] {
         &self
             .tensors

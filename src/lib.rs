@@ -43,8 +43,8 @@ pub mod pipeline;
 pub mod resize;
 pub mod saved;
 pub mod styleclip;
-pub mod training;
 pub mod torch_file;
+pub mod training;
 
 pub use domain::Domain;
 pub use error::{Error, Result};

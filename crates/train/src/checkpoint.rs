@@ -62,8 +62,7 @@ impl Data {
 
 /// Writes `tensors` and `metadata` as one safetensors file, atomically.
 fn write(path: &Path, tensors: Vec<(String, Data)>, metadata: HashMap<String, String>) -> Result<()> {
-    let encoded: Vec<(String, Encoded)> =
-        tensors.into_iter().map(|(k, d)| (k, d.bytes())).collect();
+    let encoded: Vec<(String, Encoded)> = tensors.into_iter().map(|(k, d)| (k, d.bytes())).collect();
     let views = encoded
         .iter()
         .map(|(k, (dtype, shape, bytes))| {

@@ -36,7 +36,10 @@ fn training_throughput() {
         .split_once('x')
         .and_then(|(b, n)| Some((b.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
         .expect("HYPERSTYLE_TRAIN_BENCH must look like 2x2 (batch x n_iters)");
-    let steps: usize = std::env::var("HYPERSTYLE_TRAIN_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let steps: usize = std::env::var("HYPERSTYLE_TRAIN_BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let layers = hyperstyle_hypernet::LayersToTune::default().to_string();
     let mut trainer = common::ffhq256_trainer(&layers, common::faces_config(n_iters, 1e-4));
     let device = Default::default();

@@ -8,7 +8,7 @@ mod common;
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
-use common::{diff, fixture, pairs, values, B};
+use common::{fixture, pairs, values, B};
 use hyperstyle_core::WeightStore;
 use hyperstyle_metrics::moco::resize_nearest;
 use hyperstyle_metrics::{Error, MocoFeatures, MocoSimilarity};
@@ -24,31 +24,19 @@ fn store() -> WeightStore {
     WeightStore::from_tensors(tensors()).unwrap()
 }
 
+/// The MoCo golden file.
+const GOLDEN: &str = "moco_golden.safetensors";
+
 fn golden(name: &str) -> Vec<f64> {
-    hyperstyle_testing::read_f64(fixture("moco_golden.safetensors"), name).1
+    common::golden_in(GOLDEN, name).1
 }
 
 fn golden_tensor(name: &str) -> Tensor<B, 4> {
-    let (shape, values) = hyperstyle_testing::read_f64(fixture("moco_golden.safetensors"), name);
-    let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
-    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+    common::golden_tensor_in(GOLDEN, name)
 }
 
-/// Compares `ours` with golden `name` within `max_tol` max-abs, printing the error and the
-/// float32-vs-float64 floor of the reference (`name_f64`).
 fn check(name: &str, ours: &[f64], max_tol: f64) {
-    let (expected, expected64) = (golden(name), golden(&format!("{name}_f64")));
-    let (max, mean) = diff(ours, &expected);
-    let (floor_max, floor_mean) = diff(&expected, &expected64);
-    let (max64, _) = diff(ours, &expected64);
-    println!(
-        "{name}: vs upstream f32 max-abs {max:.2e} mean-abs {mean:.2e}; vs f64 max-abs {max64:.2e}; \
-         upstream f32-vs-f64 floor max-abs {floor_max:.2e} mean-abs {floor_mean:.2e}; tolerance {max_tol:.1e}"
-    );
-    assert!(
-        max <= max_tol,
-        "{name}: max-abs {max:.3e} (mean-abs {mean:.3e}) exceeds {max_tol:.1e}"
-    );
+    common::check_in(GOLDEN, name, ours, max_tol);
 }
 
 #[test]

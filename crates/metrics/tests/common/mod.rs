@@ -29,12 +29,25 @@ pub fn store(name: &str) -> WeightStore {
 
 /// A golden tensor as f64 values (F32 or F64 in the file), with its shape.
 pub fn golden(name: &str) -> (Vec<usize>, Vec<f64>) {
-    hyperstyle_testing::read_f64(fixture("metrics_golden.safetensors"), name)
+    golden_in(METRICS_GOLDEN, name)
+}
+
+/// The golden file of the metrics (LPIPS, MS-SSIM, ArcFace).
+pub const METRICS_GOLDEN: &str = "metrics_golden.safetensors";
+
+/// Golden tensor `name` of fixture file `file` as `(shape, values)`.
+pub fn golden_in(file: &str, name: &str) -> (Vec<usize>, Vec<f64>) {
+    hyperstyle_testing::read_f64(fixture(file), name)
 }
 
 /// A golden tensor as an f32 Burn tensor.
 pub fn golden_tensor<const D: usize>(name: &str) -> Tensor<B, D> {
-    let (shape, values) = golden(name);
+    golden_tensor_in(METRICS_GOLDEN, name)
+}
+
+/// Golden tensor `name` of fixture file `file` as an f32 Burn tensor.
+pub fn golden_tensor_in<const D: usize>(file: &str, name: &str) -> Tensor<B, D> {
+    let (shape, values) = golden_in(file, name);
     let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
 }
@@ -79,8 +92,13 @@ pub fn diff(a: &[f64], b: &[f64]) -> (f64, f64) {
 /// Compares `ours` with golden `name` (float32 run) within `max_tol` max-abs, printing the
 /// error and the golden's own float32-vs-float64 error (`name_f64`), the noise floor.
 pub fn check(name: &str, ours: &[f64], max_tol: f64) {
-    let (_, expected) = golden(name);
-    let (_, expected64) = golden(&format!("{name}_f64"));
+    check_in(METRICS_GOLDEN, name, ours, max_tol);
+}
+
+/// [`check`] against golden `name` of fixture file `file`.
+pub fn check_in(file: &str, name: &str, ours: &[f64], max_tol: f64) {
+    let (_, expected) = golden_in(file, name);
+    let (_, expected64) = golden_in(file, &format!("{name}_f64"));
     let (max, mean) = diff(ours, &expected);
     let (floor_max, floor_mean) = diff(&expected, &expected64);
     let (max64, _) = diff(ours, &expected64);

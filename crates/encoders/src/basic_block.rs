@@ -29,11 +29,11 @@ impl<B: Backend> BasicBlock<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let downsample = if in_channels != out_channels || stride != 1 {
-            let ds = weights.pp("downsample");
-            Some(Conv2d::load_with_batch_norm(
-                &ds.pp(0),
-                &ds.pp(1),
-                ConvShape::new(in_channels, out_channels, 1, stride, 0),
+            Some(Conv2d::load_downsample(
+                weights,
+                in_channels,
+                out_channels,
+                stride,
                 device,
             )?)
         } else {

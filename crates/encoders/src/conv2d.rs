@@ -76,6 +76,24 @@ impl<B: Backend> Conv2d<B> {
         })
     }
 
+    /// Loads a torchvision residual block's shortcut, `downsample.0` (a bias-free 1×1 conv with
+    /// `stride`) followed by `downsample.1` (its BatchNorm), folded into one conv.
+    pub fn load_downsample(
+        block: &Weights,
+        in_channels: usize,
+        out_channels: usize,
+        stride: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let ds = block.pp("downsample");
+        Self::load_with_batch_norm(
+            &ds.pp(0),
+            &ds.pp(1),
+            ConvShape::new(in_channels, out_channels, 1, stride, 0),
+            device,
+        )
+    }
+
     /// Loads a bias-free conv (`conv.weight`) followed by an eval-mode BatchNorm (`bn.*`) as one
     /// conv: `BN(conv(x, W)) = conv(x, W·scale) + shift` per output channel. This saves a pass
     /// over the activations; the result differs from the two-step form by float32 rounding only.

@@ -578,15 +578,7 @@ fn main() -> Result<(), BoxError> {
     for path in &args.inversion {
         let name = outputs.name(path);
         let result = (|| -> Result<Vec<PathBuf>, BoxError> {
-            let saved = SavedInversion::<B>::load(path, &device)?;
-            if saved.config.output_size != generator.config().size {
-                return Err(format!(
-                    "saved for a {0}×{0} generator, the model's is {1}×{1}",
-                    saved.config.output_size,
-                    generator.config().size
-                )
-                .into());
-            }
+            let saved = load_saved(path, generator, &device)?;
             let batch = saved.latents.dims()[0];
             let mut written = Vec::with_capacity(batch);
             for b in 0..batch {
@@ -1051,15 +1043,7 @@ fn text_edits(args: &Args, target: &str, sources: &Sources, device: &Device<B>) 
         let start = Instant::now();
         let name = outputs.name(path);
         let result = (|| -> Result<PathBuf, BoxError> {
-            let saved = SavedInversion::<B>::load(path, device)?;
-            if saved.config.output_size != generator.config().size {
-                return Err(format!(
-                    "saved for a {0}×{0} generator, the model's is {1}×{1}",
-                    saved.config.output_size,
-                    generator.config().size
-                )
-                .into());
-            }
+            let saved = load_saved(path, generator, device)?;
             let batch = saved.latents.dims()[0];
             let mut grid = PathBuf::new();
             for b in 0..batch {
@@ -1147,4 +1131,18 @@ impl DemoEdits {
             }
         }
     }
+}
+
+/// A saved inversion, refused unless it was made for `generator`'s output size.
+fn load_saved(path: &Path, generator: &Generator<B>, device: &Device<B>) -> Result<SavedInversion<B>, BoxError> {
+    let saved = SavedInversion::<B>::load(path, device)?;
+    if saved.config.output_size != generator.config().size {
+        return Err(format!(
+            "saved for a {0}×{0} generator, the model's is {1}×{1}",
+            saved.config.output_size,
+            generator.config().size
+        )
+        .into());
+    }
+    Ok(saved)
 }

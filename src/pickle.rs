@@ -311,22 +311,20 @@ impl<W: Write> Pickler<W> {
     fn put(&mut self) -> Result<u32, PickleError> {
         let index = self.next_memo;
         self.next_memo += 1;
-        match u8::try_from(index) {
-            Ok(i) => self.out.write_all(&[BINPUT, i])?,
-            Err(_) => {
-                self.out.write_all(&[LONG_BINPUT])?;
-                self.out.write_all(&index.to_le_bytes())?;
-            }
-        }
-        Ok(index)
+        self.memo_op(BINPUT, LONG_BINPUT, index)
     }
 
     /// A reference to memo entry `index`.
     fn get(&mut self, index: u32) -> Result<u32, PickleError> {
+        self.memo_op(BINGET, LONG_BINGET, index)
+    }
+
+    /// A memo opcode with `index`: the one-byte form below 256, else the four-byte one.
+    fn memo_op(&mut self, short: u8, long: u8, index: u32) -> Result<u32, PickleError> {
         match u8::try_from(index) {
-            Ok(i) => self.out.write_all(&[BINGET, i])?,
+            Ok(i) => self.out.write_all(&[short, i])?,
             Err(_) => {
-                self.out.write_all(&[LONG_BINGET])?;
+                self.out.write_all(&[long])?;
                 self.out.write_all(&index.to_le_bytes())?;
             }
         }

@@ -10,7 +10,7 @@ use crate::weights::{tensor_values, Weights};
 
 /// `sqrt(2) · lrelu_0.2(x)`: the activation of StyleGAN's `fused_leaky_relu` once its bias is added.
 pub fn scaled_leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    leaky_relu(x, 0.2).mul_scalar(std::f32::consts::SQRT_2)
+    leaky_relu(x, 0.2).mul_scalar(std::f64::consts::SQRT_2)
 }
 
 /// Configuration of an [`EqualLinear`] layer: `EqualLinear(in, out, bias, lr_mul, activation)`
@@ -38,15 +38,16 @@ impl EqualLinearConfig {
     pub fn load<B: Backend>(&self, weights: &Weights, device: &B::Device) -> Result<EqualLinear<B>> {
         let (n_in, n_out) = (self.in_features, self.out_features);
         // Upstream: `scale = (1 / sqrt(in)) * lr_mul` in Python floats, applied to an f32 tensor.
-        let scale = ((1.0 / (n_in as f64).sqrt()) * f64::from(self.lr_mul)) as f32;
+        // Rounded to the model's float type by `mul_scalar`, as upstream's Python float is.
+        let scale = (1.0 / (n_in as f64).sqrt()) * f64::from(self.lr_mul);
         let raw = weights.values("weight", &[n_out, n_in])?;
         let mut transposed = vec![0f32; raw.len()];
         for o in 0..n_out {
             for i in 0..n_in {
-                transposed[i * n_out + o] = raw[o * n_in + i] * scale;
+                transposed[i * n_out + o] = raw[o * n_in + i];
             }
         }
-        let weight = Tensor::from_data(TensorData::new(transposed, [n_in, n_out]), device);
+        let weight = Tensor::from_data(TensorData::new(transposed, [n_in, n_out]), device).mul_scalar(scale);
         let bias = if self.bias {
             let b: Vec<f32> = weights
                 .values("bias", &[n_out])?

@@ -302,6 +302,16 @@ pub fn tensor_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result
         .map_err(|e| Error::InvalidInput(format!("cannot read tensor values: {e:?}")))
 }
 
+/// The values of a tensor as f64, row-major: exact for a float32 or float64 model.
+#[cfg(feature = "burn")]
+pub fn tensor_values_f64<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f64>> {
+    tensor
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .map_err(|e| Error::InvalidInput(format!("cannot read tensor values: {e:?}")))
+}
+
 /// A view of a [`WeightStore`] under a key prefix.
 #[derive(Clone)]
 pub struct Weights<'a> {

@@ -14,14 +14,16 @@ const EPS: f64 = 1e-5;
 /// equivalent `(scale, shift)`: `y = (x − mean)/√(var + ε)·weight + bias = x·scale + shift`.
 /// This is also how PyTorch's CPU kernel evaluates an eval-mode BatchNorm. The integer
 /// `num_batches_tracked` buffer of real checkpoints is consumed without being read.
-pub(crate) fn scale_shift(weights: &Weights, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+///
+/// The values are computed in f64 and stay f64 here: a tensor made from them has the device's
+/// float type, so a float32 model rounds each once and a float64 one keeps them exact.
+pub(crate) fn scale_shift(weights: &Weights, channels: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let shape = [channels];
     let gamma = weights.values("weight", &shape)?;
     let beta = weights.values("bias", &shape)?;
     let mean = weights.values("running_mean", &shape)?;
     let var = weights.values("running_var", &shape)?;
     weights.ignore("num_batches_tracked");
-    // f64 so that the only rounding is the final one to f32.
     let scale: Vec<f64> = gamma
         .iter()
         .zip(&var)
@@ -31,9 +33,9 @@ pub(crate) fn scale_shift(weights: &Weights, channels: usize) -> Result<(Vec<f32
         .iter()
         .zip(&mean)
         .zip(&scale)
-        .map(|((&b, &m), &s)| (f64::from(b) - f64::from(m) * s) as f32)
+        .map(|((&b, &m), &s)| f64::from(b) - f64::from(m) * s)
         .collect();
-    Ok((scale.into_iter().map(|s| s as f32).collect(), shift))
+    Ok((scale, shift))
 }
 
 /// An eval-mode BatchNorm that cannot be folded into a neighbouring convolution (the one that

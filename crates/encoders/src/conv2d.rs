@@ -99,14 +99,13 @@ impl<B: Backend> Conv2d<B> {
     /// over the activations; the result differs from the two-step form by float32 rounding only.
     pub fn load_with_batch_norm(conv: &Weights, bn: &Weights, shape: ConvShape, device: &B::Device) -> Result<Self> {
         let weight_shape = shape.weight_shape();
-        let mut weight = conv.values("weight", &weight_shape)?;
-        let (scale, shift) = batch_norm::scale_shift(bn, shape.out_channels)?;
-        let per_output = weight.len() / shape.out_channels;
-        for (filter, s) in weight.chunks_exact_mut(per_output).zip(&scale) {
-            filter.iter_mut().for_each(|w| *w *= s);
-        }
+        let cout = shape.out_channels;
+        let weight: Tensor<B, 4> = conv.tensor("weight", weight_shape, device)?;
+        let (scale, shift) = batch_norm::scale_shift(bn, cout)?;
+        // In the model's float type: float32 multiplies by the rounded scale, float64 is exact.
+        let scale = Tensor::<B, 1>::from_data(TensorData::new(scale, [cout]), device).reshape([cout, 1, 1, 1]);
         Ok(Self {
-            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, weight_shape), device)),
+            weight: Param::from_tensor(weight * scale),
             bias: Some(Param::from_tensor(Tensor::from_data(
                 TensorData::new(shift, [shape.out_channels]),
                 device,

@@ -117,13 +117,12 @@ impl<B: Backend> ModulatedConv2d<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let (in_channels, out_channels, kernel) = (layer.in_channels, layer.out_channels, layer.kernel);
-        let scale = (1.0 / ((in_channels * kernel * kernel) as f64).sqrt()) as f32;
-        let raw = weights.values("weight", &[1, out_channels, in_channels, kernel, kernel])?;
-        let scaled: Vec<f32> = raw.into_iter().map(|v| v * scale).collect();
-        let weight = Tensor::<B, 5>::from_data(
-            TensorData::new(scaled, [1, out_channels, in_channels, kernel, kernel]),
-            device,
-        );
+        // Upstream multiplies the f32 weight by a Python float: the scale rounded to the model's
+        // float type, one product per value.
+        let scale = 1.0 / ((in_channels * kernel * kernel) as f64).sqrt();
+        let weight = weights
+            .tensor::<B, 5>("weight", [1, out_channels, in_channels, kernel, kernel], device)?
+            .mul_scalar(scale);
         let weight_sq = weight
             .clone()
             .powi_scalar(2)

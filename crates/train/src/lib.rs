@@ -14,6 +14,11 @@
 //!   [`BurnRanger`], the same update as a Burn `SimpleOptimizer` ([`RangerConfig::init_burn`]).
 //! * [`checkpoint`]: inference checkpoints the `hyperstyle` facade loads, and resume files with
 //!   the optimizer state.
+//!
+//! Everything computes in the device's default float type: float32 unless the program sets
+//! another before its first tensor, e.g. float64 on the CPU backend with
+//! `burn::tensor::set_default_dtypes::<B>(&device, DType::F64, DType::I32)`. In float64 one
+//! step equals the original's float64 step to ~1e-11 (losses, gradients, the update).
 
 #![warn(missing_docs)]
 

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::module::adaptive_avg_pool2d;
-use hyperstyle_core::weights::tensor_values;
+use hyperstyle_core::weights::tensor_values_f64;
 use hyperstyle_core::{Error, Result};
 use hyperstyle_metrics::{IdSimilarity, Lpips, MocoSimilarity};
 use serde::{Deserialize, Serialize};
@@ -214,10 +214,9 @@ impl<B: Backend> LossNets<B> {
 
 /// The sum of a tensor's values as f64.
 fn scalar<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<f64> {
-    Ok(tensor_values(t.detach().sum())?
+    Ok(tensor_values_f64(t.detach().sum())?
         .first()
         .copied()
-        .map(f64::from)
         .unwrap_or(f64::NAN))
 }
 

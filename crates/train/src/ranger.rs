@@ -267,34 +267,37 @@ impl Ranger {
 
         st.step += 1;
         let t = st.step;
+        // Rounded to f32, as a float32 tensor operation rounds its scalar arguments.
         let s = Scalars::new(&cfg, t, cfg.lr);
+        let [b1, b2, c1, c2, eps, alpha, scale] = [s.b1, s.b2, s.c1, s.c2, s.eps, s.alpha, s.scale].map(|v| v as f32);
 
         // 2. Moments.
         for ((m, v), &gi) in st.exp_avg.iter_mut().zip(&mut st.exp_avg_sq).zip(&g) {
-            *v = *v * s.b2 + s.c2 * gi * gi;
-            *m = *m * s.b1 + s.c1 * gi;
+            *v = *v * b2 + c2 * gi * gi;
+            *m = *m * b1 + c1 * gi;
         }
 
         // 4. Weight decay.
         if let Some(wd) = s.weight_decay {
+            let wd = wd as f32;
             param.iter_mut().for_each(|p| *p += wd * *p);
         }
 
         // 3. The (rectified) update.
         if s.adaptive {
             for ((p, &m), &v) in param.iter_mut().zip(&st.exp_avg).zip(&st.exp_avg_sq) {
-                *p += s.scale * (m / (v.sqrt() + s.eps));
+                *p += scale * (m / (v.sqrt() + eps));
             }
         } else {
             for (p, &m) in param.iter_mut().zip(&st.exp_avg) {
-                *p += s.scale * m;
+                *p += scale * m;
             }
         }
 
         // 5. Lookahead.
         if t % cfg.k == 0 {
             for (p, slow) in param.iter_mut().zip(&mut st.slow) {
-                *slow += s.alpha * (*p - *slow);
+                *slow += alpha * (*p - *slow);
                 *p = *slow;
             }
         }
@@ -302,21 +305,21 @@ impl Ranger {
     }
 }
 
-/// The scalars of one step, computed in f64 and rounded to f32 as a float32 tensor operation
-/// rounds its scalar arguments.
+/// The scalars of one step, in f64 (a float32 tensor operation rounds them to f32 when it
+/// applies them; a float64 one keeps them).
 pub(crate) struct Scalars {
-    pub b1: f32,
-    pub b2: f32,
-    pub c1: f32,
-    pub c2: f32,
-    pub eps: f32,
-    pub alpha: f32,
+    pub b1: f64,
+    pub b2: f64,
+    pub c1: f64,
+    pub c2: f64,
+    pub eps: f64,
+    pub alpha: f64,
     /// Whether `ρₜ` is above the threshold (adaptive step) or not (momentum step).
     pub adaptive: bool,
     /// `−lr · step_size`.
-    pub scale: f32,
+    pub scale: f64,
     /// `−wd · lr`, when weight decay is on.
-    pub weight_decay: Option<f32>,
+    pub weight_decay: Option<f64>,
 }
 
 impl Scalars {
@@ -337,15 +340,15 @@ impl Scalars {
             1.0 / bias1
         };
         Self {
-            b1: beta1 as f32,
-            b2: beta2 as f32,
-            c1: (1.0 - beta1) as f32,
-            c2: (1.0 - beta2) as f32,
-            eps: cfg.eps as f32,
-            alpha: cfg.alpha as f32,
+            b1: beta1,
+            b2: beta2,
+            c1: 1.0 - beta1,
+            c2: 1.0 - beta2,
+            eps: cfg.eps,
+            alpha: cfg.alpha,
             adaptive,
-            scale: (-step_size * lr) as f32,
-            weight_decay: (cfg.weight_decay != 0.0).then(|| (-cfg.weight_decay * lr) as f32),
+            scale: -step_size * lr,
+            weight_decay: (cfg.weight_decay != 0.0).then(|| -cfg.weight_decay * lr),
         }
     }
 }

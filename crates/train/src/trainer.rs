@@ -7,7 +7,7 @@ use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::module::adaptive_avg_pool2d;
-use hyperstyle_core::weights::{tensor_values, NamedTensor};
+use hyperstyle_core::weights::{tensor_values_f64, NamedTensor};
 use hyperstyle_core::{Error, Result, WeightStore};
 use hyperstyle_encoders::{LatentAverage, WEncoder};
 use hyperstyle_hypernet::HypernetConfig;
@@ -143,18 +143,19 @@ pub struct Gradients(GradientsParams);
 
 impl Gradients {
     /// Calls `f(name, shape, values)` for every parameter of `hypernet` that has a gradient,
-    /// in `named_parameters()` order (one tensor's values in memory at a time).
+    /// in `named_parameters()` order (one tensor's values in memory at a time). The values
+    /// are f64: exact whether the model computes in float32 or float64.
     pub fn for_each<B: AutodiffBackend>(
         &self,
         hypernet: &TrainableHypernetwork<B>,
-        mut f: impl FnMut(&str, &[usize], Vec<f32>),
+        mut f: impl FnMut(&str, &[usize], Vec<f64>),
     ) -> Result<()> {
         struct Read<'a, F>(&'a GradientsParams, F, Option<Error>);
-        impl<B: AutodiffBackend, F: FnMut(&str, &[usize], Vec<f32>)> ParamVisitor<B> for Read<'_, F> {
+        impl<B: AutodiffBackend, F: FnMut(&str, &[usize], Vec<f64>)> ParamVisitor<B> for Read<'_, F> {
             fn param<const D: usize>(&mut self, name: &str, p: &Param<Tensor<B, D>>) {
                 if let Some(g) = self.0.get::<B::InnerBackend, D>(p.id) {
                     let shape = g.dims();
-                    match tensor_values(g) {
+                    match tensor_values_f64(g) {
                         Ok(values) => (self.1)(name, &shape, values),
                         Err(e) => self.2 = Some(e),
                     }

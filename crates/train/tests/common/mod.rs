@@ -19,6 +19,8 @@ use hyperstyle_train::{
 };
 use safetensors::SafeTensors;
 
+pub mod parity;
+
 /// Training runs on the CPU backend through autodiff (the generic tensor-operation path).
 pub type B = Autodiff<Flex>;
 
@@ -157,13 +159,7 @@ impl TrainGolden {
 
 /// Row-major f64 values of a tensor.
 pub fn values<BB: Backend, const D: usize>(t: Tensor<BB, D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("f32")
-        .into_iter()
-        .map(f64::from)
-        .collect()
+    t.into_data().convert::<f64>().to_vec::<f64>().expect("f64")
 }
 
 /// (max-abs, mean-abs) of `a − b`.

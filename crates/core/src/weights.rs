@@ -295,20 +295,22 @@ pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 /// The values of a tensor as f32, row-major (any float dtype the device computes in).
 #[cfg(feature = "burn")]
 pub fn tensor_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f32>> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| Error::InvalidInput(format!("cannot read tensor values: {e:?}")))
+    values_as(tensor)
 }
 
 /// The values of a tensor as f64, row-major: exact for a float32 or float64 model.
 #[cfg(feature = "burn")]
 pub fn tensor_values_f64<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f64>> {
+    values_as(tensor)
+}
+
+/// The values of a tensor converted to `E`, row-major.
+#[cfg(feature = "burn")]
+fn values_as<E: burn::tensor::Element, B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<E>> {
     tensor
         .into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
+        .convert::<E>()
+        .to_vec::<E>()
         .map_err(|e| Error::InvalidInput(format!("cannot read tensor values: {e:?}")))
 }
 

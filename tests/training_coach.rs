@@ -186,14 +186,10 @@ fn a_run_writes_the_experiment_folder_and_resumes_exactly() {
     assert_eq!(resumed_trainer.global_step, 1);
     let mut resumed = coach(resumed_trainer, &folder, &resumed_dir, 1);
     resumed.run(|_| {}).unwrap();
-    let (a, b) = (weights(straight.trainer()), weights(resumed.trainer()));
-    assert_eq!(a.len(), b.len());
-    for ((name, _, x), (other, _, y)) in a.iter().zip(&b) {
-        assert_eq!(name, other);
-        // Bit for bit: the same data in the same order through the same operations.
-        assert!(
-            x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
-            "{name} differs after resuming"
-        );
-    }
+    // Bit for bit: the same data in the same order through the same operations.
+    hyperstyle_testing::assert_bit_identical(
+        &weights(straight.trainer()),
+        &weights(resumed.trainer()),
+        "after resuming",
+    );
 }

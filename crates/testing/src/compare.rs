@@ -35,3 +35,21 @@ pub fn assert_close<B: Backend, const D: usize>(
     );
     stats
 }
+
+/// Asserts that two lists of named tensors (e.g. a network's parameters after two runs) hold the
+/// same names in the same order and bit-identical values; `what` names the comparison in the
+/// failure message.
+pub fn assert_bit_identical(
+    a: &[hyperstyle_core::pattern::NamedTensor],
+    b: &[hyperstyle_core::pattern::NamedTensor],
+    what: &str,
+) {
+    assert_eq!(a.len(), b.len(), "{what}: tensor count");
+    for ((name, _, x), (other, _, y)) in a.iter().zip(b) {
+        assert_eq!(name, other, "{what}: tensor order");
+        assert!(
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "{name} differs {what}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use hyperstyle_core::WeightStore;
 
-pub use compare::{assert_close, error_stats, to_vec};
+pub use compare::{assert_bit_identical, assert_close, error_stats, to_vec};
 pub use deltas::{check_all_delta_stats, check_delta_stats};
 pub use golden::{read_f64, values_f64, Golden};
 pub use hyperstyle_core::pattern::{self, CheckpointManifest, Manifest, NamedTensor};

@@ -70,16 +70,8 @@ fn resume_is_identical(config: hyperstyle_train::TrainConfig, dir: &std::path::P
         resumed.hypernet().batches_tracked(),
         straight.hypernet().batches_tracked()
     );
-    let (a, b) = (snapshot(&straight), snapshot(&resumed));
-    assert_eq!(a.len(), b.len());
-    for ((na, _, va), (nb, _, vb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        // Bit-identical: the same operations on the same values.
-        assert!(
-            va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{na} differs after resuming"
-        );
-    }
+    // Bit-identical: the same operations on the same values.
+    hyperstyle_testing::assert_bit_identical(&snapshot(&straight), &snapshot(&resumed), "after resuming");
 }
 
 #[test]

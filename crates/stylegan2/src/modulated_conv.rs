@@ -153,7 +153,8 @@ impl<B: Backend> ModulatedConv2d<B> {
         out: &mut Vec<NamedTensor>,
     ) -> Result<()> {
         let [cout, cin, k, _] = self.weight_dims();
-        let scale = (1.0 / ((cin * k * k) as f64).sqrt()) as f32;
+        // The inverse of `load`'s scaling, in the model's float type.
+        let scale = 1.0 / ((cin * k * k) as f64).sqrt();
         let mut weight = self.weight.val().div_scalar(scale);
         if let Some(offset) = offset {
             let dims = offset.dims();

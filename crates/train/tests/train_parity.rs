@@ -63,26 +63,21 @@ fn one_training_step_matches_the_original() {
 
     // Gradient norms, summed over both iterations: 10× the original's float32 floor, or the
     // activation-kink allowance above, whichever is larger.
-    failures.extend(check_family("grad", &golden, &step.grads, true, &[1], |_, f| {
+    failures.extend(check_family("grad", &golden, &step.grads, true, &[1], |f| {
         (10.0 * f).max(GATE_FLIPS)
     }));
     // The Ranger update's norm. Step 1 is the momentum branch, lr·(centred gradient): it
     // inherits the gradient's error and nothing else.
-    failures.extend(check_family("update", &golden, &step.updates, true, &[1], |_, f| {
+    failures.extend(check_family("update", &golden, &step.updates, true, &[1], |f| {
         (10.0 * f).max(GATE_FLIPS)
     }));
     // The weights after the step (sum, sum of squares, first values) relative to the weights'
     // scale: the unchanged part is exact, and the step (lr 1e-3 times the centred gradient)
     // carries the gradient's kink flips, which reach ~3e-5 of the weights' scale here (a
     // flipped element of a small block's bias). 10× floor or 1e-4.
-    failures.extend(check_family(
-        "after",
-        &golden,
-        &step.after,
-        false,
-        &[0, 1, 2],
-        |_, f| (10.0 * f).max(1e-4),
-    ));
+    failures.extend(check_family("after", &golden, &step.after, false, &[0, 1, 2], |f| {
+        (10.0 * f).max(1e-4)
+    }));
 
     // BatchNorm running statistics after the two training-mode forwards.
     let mut worst: (f64, String) = (0.0, String::new());

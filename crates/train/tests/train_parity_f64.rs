@@ -57,7 +57,7 @@ fn one_training_step_in_float64_equals_the_original() {
         ("update", &step.updates, true),
         ("after", &step.after, false),
     ] {
-        failures.extend(check_family(family, &golden, entries, norm, &[0, 1, 2], |_, _| {
+        failures.extend(check_family(family, &golden, entries, norm, &[0, 1, 2], |_| {
             F64_AGREEMENT
         }));
     }

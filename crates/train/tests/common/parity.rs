@@ -16,9 +16,11 @@ pub struct Step {
     pub losses: Vec<[f64; 5]>,
     /// `image{i}` per iteration and `w_inversion`, full values.
     pub images: Vec<(String, Vec<f64>)>,
-    /// Per family (`grad`, `update`, `after`): `(parameter, element count, summary)`.
+    /// `(parameter, element count, summary)` of each gradient (summed over the iterations)…
     pub grads: Vec<(String, usize, Vec<f64>)>,
+    /// …of each parameter's change in the optimizer step…
     pub updates: Vec<(String, usize, Vec<f64>)>,
+    /// …and of each parameter after the step (its second entry a sum of squares).
     pub after: Vec<(String, usize, Vec<f64>)>,
     /// BatchNorm running statistics after the step.
     pub running: Vec<(String, Vec<f64>)>,
@@ -164,8 +166,8 @@ pub fn run_step(golden: &TrainGolden) -> Step {
 }
 
 /// Compares one family of summaries (`grad`, `update` or `after`) with the golden's float64
-/// run: `bound(component, float32 floor)` is the largest error allowed for component `k` (0 the
-/// sum, 1 the norm, 2 the values) given the original's own float32 error on it. Prints the five
+/// run, on `components` (0 the sum, 1 the norm, 2 the values): `bound(float32 floor)` is the
+/// largest error allowed for a component given the original's own float32 error on it. Prints the five
 /// worst ratios; returns one line per failure.
 pub fn check_family(
     family: &str,
@@ -173,7 +175,7 @@ pub fn check_family(
     ours: &[(String, usize, Vec<f64>)],
     second_is_norm: bool,
     components: &[usize],
-    bound: impl Fn(usize, f64) -> f64,
+    bound: impl Fn(f64) -> f64,
 ) -> Vec<String> {
     let mut worst = Vec::new();
     let mut failures = Vec::new();
@@ -183,7 +185,7 @@ pub fn check_family(
         let e = summary_error(summary, g64, *n, second_is_norm);
         let f = summary_error(g32, g64, *n, second_is_norm);
         for &k in components {
-            let limit = bound(k, f[k]);
+            let limit = bound(f[k]);
             worst.push((e[k] / limit, name.clone(), k, e[k], f[k]));
             if e[k] > limit {
                 failures.push(format!(

@@ -218,7 +218,7 @@ fn hostile_numpy_pickles_are_refused_with_typed_errors() {
     p.raw(b"\x8c\x13numpy._core.numeric\x8c\x0b_frombuffer\x93");
     assert!(matches!(refused(p.stop()), ConvertError::ForbiddenGlobal { .. }));
     let mut p = Pickle::new(2);
-    p.global("posix", "system").str("touch /tmp/x").raw(b"\x85R");
+    p.global("posix", "system").str(&touch_canary()).raw(b"\x85R");
     assert!(matches!(refused(p.stop()), ConvertError::ForbiddenGlobal { .. }));
 
     // `_reconstruct` only builds empty arrays of numpy.ndarray; numpy.dtype only with (code,
@@ -314,6 +314,16 @@ fn clip_torchscript_archive_converts_to_its_state_dict() {
     assert_eq!(listed, keys, "keys in `state_dict()` order");
 }
 
+/// The file hostile payloads try to create (a shell `touch`); it must never appear.
+fn canary() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hyperstyle-convert-canary-{}", std::process::id()))
+}
+
+/// The shell command of the hostile payloads.
+fn touch_canary() -> String {
+    format!("touch {}", canary().display())
+}
+
 /// A TorchScript-shaped archive: `data.pkl` from `pickle`, `constants.pkl`, a `code/` file
 /// holding Python that must never run, and one float storage `0` of four elements.
 fn script_archive(pickle: Vec<u8>, with_constants: bool) -> Vec<u8> {
@@ -323,7 +333,7 @@ fn script_archive(pickle: Vec<u8>, with_constants: bool) -> Vec<u8> {
     }
     files.push((
         "m/code/__torch__.py".to_string(),
-        b"import os\nos.system('touch /tmp/pwned')\n".to_vec(),
+        format!("import os\nos.system('{}')\n", touch_canary()).into_bytes(),
     ));
     files.push(("m/data/0".to_string(), f32_bytes(&[1.0, 2.0, 3.0, 4.0])));
     files.push(("m/version".to_string(), b"3\n".to_vec()));
@@ -374,7 +384,7 @@ fn torchscript_objects_flatten_to_dotted_names_and_code_is_never_read() {
             [2.0, 3.0, 4.0]
         );
     }
-    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    assert!(!canary().exists());
 }
 
 #[test]
@@ -428,7 +438,7 @@ fn hostile_torchscript_archives_are_refused() {
     let mut p = Pickle::new(2);
     p.global("__torch__", "M").raw(b")\x81").empty_dict().mark().str("w");
     p.global("posix", "system")
-        .str("touch /tmp/pwned")
+        .str(&touch_canary())
         .raw(b"\x85R")
         .setitems()
         .raw(b"b");

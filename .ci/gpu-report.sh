@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Every GPU measurement of the throughput example in one run of a few minutes, on one CUDA
+# Every GPU measurement of the throughput example in one run of under 10 minutes, on one CUDA
 # machine without a Rust toolchain:
 #   here:  .ci/gpu-report.sh build          # builds, strips and compresses into gpu-bin/
 #   there: .ci/gpu-report.sh run [OUTDIR]   # with gpu-bin/ and tests/fixtures/ beside it
-# `run` writes OUTDIR (default gpu-report/): f32.txt (parity against upstream's outputs, cold and
-# warm time per stage, ms/image at batch 1 and 8), second_process.txt (cold start of a second
-# process, compilation caches warm), f16.txt, bf16.txt, gemm.txt, and memory.csv (GPU memory used,
-# sampled every 200 ms). Set CUDA_LIB to the folder holding libnvrtc if it is not on the library path.
+# Two binaries: `throughput` (fixed kernels, the default build) and `throughput-autotune`
+# (`--features autotune`). `run` writes OUTDIR (default gpu-report/):
+#   f32.txt             parity against upstream's outputs; cold (first) and warm time per stage
+#                       with kernels compiled / shapes autotuned per stage; ms/image at batch 1, 8
+#   second_process.txt  a second process on the same caches (compiled kernels persisted)
+#   f16.txt, gemm.txt   half precision; the batched-GEMM convolution strategy
+#   autotune_cold.txt, autotune_second.txt   the autotuned build, fresh caches then warm caches
+#   memory.csv          GPU memory used, sampled every 200 ms
+# Each run's caches live in a fresh folder under OUTDIR/cache*. Set CUDA_LIB to the folder
+# holding libnvrtc if it is not on the library path.
 #
 # Side by side with the upstream PyTorch implementation on the same GPU: set UPSTREAM_SRC (an
 # upstream checkout) and UPSTREAM_BENCH (a timing script printing the JSON lines described in
@@ -18,10 +24,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
 build)
-    cargo build --release --features cuda --example throughput
     mkdir -p gpu-bin
+    cargo build --release --features cuda,autotune --example throughput
+    strip -o gpu-bin/throughput-autotune target/release/examples/throughput
+    cargo build --release --features cuda --example throughput
     strip -o gpu-bin/throughput target/release/examples/throughput
-    xz -9 -f gpu-bin/throughput
+    xz -9 -f gpu-bin/throughput gpu-bin/throughput-autotune
     if [ -n "${UPSTREAM_SRC:-}" ] && [ -n "${UPSTREAM_BENCH:-}" ]; then
         stage=$(mktemp -d)
         mkdir -p "$stage/upstream/src" "$stage/upstream/bench"
@@ -40,25 +48,29 @@ run)
     if [ -n "${CUDA_LIB:-}" ]; then export LD_LIBRARY_PATH="$CUDA_LIB:${LD_LIBRARY_PATH:-}"; fi
     export HYPERSTYLE_FIXTURES="$PWD/tests/fixtures"
     bin=gpu-bin/throughput
-    [ -x "$bin" ] || { xz -dkf "$bin.xz"; chmod +x "$bin"; }
+    tuned=gpu-bin/throughput-autotune
+    for b in "$bin" "$tuned"; do
+        [ -x "$b" ] || { xz -dkf "$b.xz"; chmod +x "$b"; }
+    done
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$out/memory.csv" &
     smi=$!
     trap 'kill "$smi" 2>/dev/null || true' EXIT
     nvidia-smi >"$out/device.txt" 2>&1 || true
-    timeout 300 "$bin" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"
-    timeout 120 "$bin" --no-check --profile --batches 1 --runs 1 >"$out/second_process.txt" 2>&1 || true
-    for precision in f16 bf16; do
-        timeout 120 "$bin" --precision "$precision" --batches 1,8 --runs 3 >"$out/$precision.txt" 2>&1 || true
-    done
-    timeout 120 "$bin" --no-check --conv gemm --batches 1,8 --runs 3 >"$out/gemm.txt" 2>&1 || true
+    cache="$PWD/$out/cache"
+    timeout 90 "$bin" --cache-dir "$cache" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"
+    timeout 40 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/second_process.txt" 2>&1 || echo "exit $?" >>"$out/second_process.txt"
+    timeout 50 "$bin" --cache-dir "$cache" --precision f16 --batches 1,8 --runs 3 >"$out/f16.txt" 2>&1 || echo "exit $?" >>"$out/f16.txt"
+    timeout 40 "$bin" --cache-dir "$cache" --no-check --conv gemm --batches 1,8 --runs 3 >"$out/gemm.txt" 2>&1 || echo "exit $?" >>"$out/gemm.txt"
+    timeout 100 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1 --runs 1 >"$out/autotune_cold.txt" 2>&1 || echo "exit $?" >>"$out/autotune_cold.txt"
+    timeout 40 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1,8 --runs 3 >"$out/autotune_second.txt" 2>&1 || echo "exit $?" >>"$out/autotune_second.txt"
     if [ -f gpu-bin/upstream.tar.xz ]; then
         up=$(mktemp -d)
         tar -C "$up" -xJf gpu-bin/upstream.tar.xz
         export HYPERSTYLE_SRC="$up/upstream/src"
-        timeout 240 "$bin" --no-check --batches 1,8 --runs 5 --json >"$out/ours.json" 2>&1 || true
-        timeout 240 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 --native-ops \
+        timeout 40 "$bin" --cache-dir "$cache" --no-check --batches 1,8 --runs 5 --json >"$out/ours.json" 2>&1 || true
+        timeout 60 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 --native-ops \
             >"$out/upstream_native.txt" 2>&1 || echo "exit $?" >>"$out/upstream_native.txt"
-        timeout 300 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 \
+        timeout 80 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 \
             >"$out/upstream_jit.txt" 2>&1 || echo "exit $?" >>"$out/upstream_jit.txt"
         python3 - "$out" >"$out/side_by_side.md" <<'PY' || true
 import json, sys

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use clap::Parser;
-use hyperstyle::backend::{set_precision, DefaultBackend as B, Precision};
+use hyperstyle::backend::{
+    runtime_events, set_precision, AutotuneLevel, DefaultBackend as B, GpuRuntime, Precision, RuntimeEvents,
+};
 use hyperstyle::demo::{Demo, CONFIGS};
 use hyperstyle::stylegan2::ConvStrategy;
 use hyperstyle::{HyperStyle, Stage, StageTimes};
@@ -50,6 +52,17 @@ struct Args {
     /// included on GPUs) and for a second (warm) call, each stage closed by a device sync.
     #[arg(long)]
     profile: bool,
+    /// GPU backends: autotune effort (minimal, balanced, extensive, full).
+    #[arg(long, default_value = "balanced")]
+    autotune: AutotuneLevel,
+    /// GPU backends: folder of the persisted autotune and compiled-kernel caches (default:
+    /// $HYPERSTYLE_CACHE_DIR, else hyperstyle-rs/ in the user's cache folder).
+    #[arg(long)]
+    cache_dir: Option<std::path::PathBuf>,
+    /// GPU backends: do not persist compiled kernels, and leave autotune results where the
+    /// runtime puts them by default.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
     /// Print one JSON line per batch size instead of the table: the median and minimum of the
     /// timed runs, the median over the runs of each stage (W encoder, W synthesis = the
     /// generator without offsets, the mean hypernetwork step), and the process's peak resident
@@ -63,6 +76,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();
     let (iters, runs) = (args.iters as usize, args.runs as usize);
+    // Before the first GPU tensor: the runtime's caches, autotune effort, and event counting
+    // for the profile (kernels compiled and shapes autotuned per stage).
+    let mut runtime = GpuRuntime::default().autotune(args.autotune).count_events(args.profile);
+    if args.no_cache {
+        runtime = runtime.cache_dir(None);
+    } else if let Some(dir) = &args.cache_dir {
+        runtime = runtime.cache_dir(Some(dir.clone()));
+    }
+    runtime.install()?;
     let device = Default::default();
     set_precision::<B>(&device, args.precision)?;
     let demo = Demo::load(&args.config)?;
@@ -80,6 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.conv,
         load.elapsed().as_secs_f64()
     );
+    if args.profile {
+        println!("  since start: {}", runtime_events());
+    }
 
     if !args.no_check {
         check(&model, &demo, input.clone())?;
@@ -171,16 +196,35 @@ fn profile(model: &HyperStyle<B>, images: Tensor<B, 4>, iters: usize) -> hyperst
     let batch = images.dims()[0];
     let (_, cold) = model.invert_timed(images.clone(), iters)?;
     let (_, warm) = model.invert_timed(images, iters)?;
-    println!("batch {batch}: time per stage (ms), each closed by a device sync");
-    println!("  {:<24} {:>10} {:>10}", "stage", "cold", "warm");
-    for ((stage, c), (_, w)) in cold.stages.iter().zip(&warm.stages) {
-        println!("  {:<24} {:>10.1} {:>10.1}", stage.to_string(), ms(*c), ms(*w));
-    }
+    println!("batch {batch}: time per stage (ms), each closed by a device sync; GPU runtime work (kernels compiled / shapes autotuned / autotune trials)");
     println!(
-        "  {:<24} {:>10.1} {:>10.1}",
+        "  {:<24} {:>10} {:>10}   {:>16} {:>16}",
+        "stage", "cold", "warm", "cold k/s/t", "warm k/s/t"
+    );
+    let counts = |e: &RuntimeEvents| format!("{}/{}/{}", e.kernels_compiled, e.autotuned_shapes, e.autotune_trials);
+    let stages = cold
+        .stages
+        .iter()
+        .zip(&warm.stages)
+        .zip(cold.events.iter().zip(&warm.events));
+    for (((stage, c), (_, w)), (ce, we)) in stages {
+        println!(
+            "  {:<24} {:>10.1} {:>10.1}   {:>16} {:>16}",
+            stage.to_string(),
+            ms(*c),
+            ms(*w),
+            counts(ce),
+            counts(we)
+        );
+    }
+    let total = |events: &[RuntimeEvents]| events.iter().copied().sum::<RuntimeEvents>();
+    println!(
+        "  {:<24} {:>10.1} {:>10.1}   {:>16} {:>16}",
         "total",
         ms(cold.total()),
-        ms(warm.total())
+        ms(warm.total()),
+        counts(&total(&cold.events)),
+        counts(&total(&warm.events))
     );
     Ok(())
 }

@@ -11,6 +11,11 @@ use burn::tensor::{get_device_settings, set_default_dtypes, DType, Element, Floa
 use crate::error::{Error, Result};
 
 pub use hyperstyle_kernels::allocator::reuse_freed_memory;
+pub use runtime::{
+    counting_runtime_events, default_cache_dir, runtime_events, AutotuneLevel, GpuRuntime, RuntimeEvents,
+};
+
+mod runtime;
 
 /// The CPU backend (burn-flex, SIMD and threads): the default feature `cpu`.
 #[cfg(feature = "cpu")]
@@ -98,6 +103,7 @@ impl FromStr for Precision {
 /// later call that asks for another precision is an error. Asking for the precision the device
 /// already has is not.
 pub fn set_precision<B: Backend>(device: &B::Device, precision: Precision) -> Result<()> {
+    GpuRuntime::install_default_once();
     let int = <<B as BackendTypes>::IntElem as Element>::dtype();
     match set_default_dtypes::<B>(device, precision.dtype(), int) {
         Ok(()) => Ok(()),
@@ -133,6 +139,7 @@ pub fn precision<B: Backend>(device: &B::Device) -> Option<Precision> {
 /// loading anything. Like any first tensor, it fixes the device's precision: call
 /// [`set_precision`] first.
 pub fn check_device<B: Backend>(device: &B::Device) -> Result<()> {
+    GpuRuntime::install_default_once();
     use burn::tensor::{ElementConversion, Tensor};
     let run = || -> f32 {
         let x = Tensor::<B, 1>::from_floats([1.0], device);

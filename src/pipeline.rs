@@ -13,6 +13,7 @@ use hyperstyle_stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, Weig
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{runtime_events, RuntimeEvents};
 use crate::domain::Domain;
 use crate::error::{invalid_input, Result};
 use crate::image_ops::{crop_rows, pool};
@@ -110,6 +111,9 @@ impl std::fmt::Display for Stage {
 pub struct StageTimes {
     /// Each stage and its time, in the order they ran.
     pub stages: Vec<(Stage, Duration)>,
+    /// What the GPU runtime did during each stage (kernels compiled, shapes autotuned), in the
+    /// order of `stages`; all zero unless [`crate::backend::GpuRuntime::count_events`] is on.
+    pub events: Vec<RuntimeEvents>,
 }
 
 impl StageTimes {
@@ -495,14 +499,18 @@ impl<B: Backend> HyperStyle<B> {
         sync(&device)?;
         let mut times = StageTimes::default();
         let mut failure = None;
-        let mut last = Instant::now();
+        let mut events = runtime_events();
+        let mut start = Instant::now();
         let inversion = self.invert_observed(images, n_iters, |stage| {
             if let Err(e) = sync(&device) {
                 failure.get_or_insert(e);
             }
-            let now = Instant::now();
-            times.stages.push((stage, now - last));
-            last = now;
+            times.stages.push((stage, start.elapsed()));
+            // Reading the counts may wait for the runtime's log: outside the stages' times.
+            let now = runtime_events();
+            times.events.push(now - events);
+            events = now;
+            start = Instant::now();
         })?;
         match failure {
             Some(e) => Err(e),

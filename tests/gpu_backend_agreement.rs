@@ -10,7 +10,7 @@
 use burn::prelude::*;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::Distribution;
-use hyperstyle::backend::{Cpu, DefaultBackend as Gpu};
+use hyperstyle::backend::{runtime_events, Cpu, DefaultBackend as Gpu, GpuRuntime};
 use hyperstyle::core::WeightStore;
 use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightOffsets};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
@@ -52,6 +52,13 @@ fn moved<const D: usize>(t: &Tensor<Cpu, D>, device: &<Gpu as BackendTypes>::Dev
 
 #[test]
 fn small_generator_agrees_with_the_cpu() {
+    // Before the first GPU tensor: count what the runtime compiles, with caches in a fresh folder.
+    let cache = tempfile::tempdir().unwrap();
+    GpuRuntime::default()
+        .cache_dir(Some(cache.path().to_path_buf()))
+        .count_events(true)
+        .install()
+        .unwrap();
     let store = small_generator_store();
     let cpu_device = Default::default();
     let gpu_device = Default::default();
@@ -84,12 +91,34 @@ fn small_generator_agrees_with_the_cpu() {
         ("shared weights", None, None),
         ("per-sample offsets", Some(&offsets), Some(&gpu_offsets)),
     ];
+    let mut first_call = true;
     for (name, cpu_offsets, gpu_offsets) in cases {
         let expected = cpu.synthesis(latents.clone(), &Noise::Stored, cpu_offsets).unwrap();
         let (shape, expected) = to_vec(expected);
         for strategy in [ConvStrategy::PerSample, ConvStrategy::BatchedGemm] {
             gpu.set_conv_strategy(strategy);
-            let image = gpu.synthesis(gpu_latents.clone(), &Noise::Stored, gpu_offsets).unwrap();
+            let synthesis = || gpu.synthesis(gpu_latents.clone(), &Noise::Stored, gpu_offsets).unwrap();
+            let before = runtime_events();
+            let image = synthesis();
+            to_vec(image.clone());
+            let cold = runtime_events() - before;
+            // A repeated call runs the kernels the first one compiled (and tuned): nothing new.
+            to_vec(synthesis());
+            let warm = runtime_events() - before - cold;
+            println!("{name}, {strategy:?}: first call {cold}; second call {warm}");
+            if first_call {
+                // The runtime's compilation log reached the counter.
+                assert!(cold.kernels_compiled > 0, "{cold}");
+                first_call = false;
+            }
+            assert_eq!(
+                warm.kernels_compiled + warm.autotuned_shapes,
+                0,
+                "{name}, {strategy:?}: {warm}"
+            );
+            if !cfg!(feature = "autotune") {
+                assert_eq!(cold.autotuned_shapes + cold.autotune_trials, 0, "{cold}");
+            }
             // Two float32 evaluations of the first two blocks of the ffhq256 generator; the full
             // generator's float32 noise floor (upstream f32 vs f64: 1.8e-5 max-abs, 2.0e-6
             // mean-abs) bounds the difference of a prefix of it.

@@ -127,7 +127,9 @@ impl GpuRuntime {
 
     /// Count kernel compilations and autotune trials ([`runtime_events`]). This routes the
     /// runtime's compilation and autotune logs through the [`log`] crate into a counter that
-    /// becomes the process's logger: it fails if the program installed a logger of its own.
+    /// becomes the process's logger: it fails if the program installed a logger of its own. With
+    /// the compilation log on, CUDA's runtime also formats each kernel's source with
+    /// `clang-format` where that is installed, which lengthens a cold start a little.
     pub fn count_events(mut self, count: bool) -> Self {
         self.count_events = count;
         self

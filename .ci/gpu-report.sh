@@ -5,13 +5,14 @@
 #   there: .ci/gpu-report.sh run [OUTDIR]   # with gpu-bin/ and tests/fixtures/ beside it
 # Two binaries: `throughput` (fixed kernels, the default build) and `throughput-autotune`
 # (`--features autotune`). `run` writes OUTDIR (default gpu-report/):
-#   f32.txt             parity against upstream's outputs; cold (first) and warm time per stage
-#                       with kernels compiled / shapes autotuned per stage; ms/image at batch 1, 8
-#   second_process.txt  a second process on the same caches (compiled kernels persisted)
+#   cold.txt            a first process on empty caches: time per stage of the first (cold) and
+#                       second (warm) inversion, with kernels compiled / shapes autotuned per stage
+#   second_process.txt  the same in a second process on the caches the first one filled
+#   f32.txt             parity against upstream's outputs; time per stage; ms/image at batch 1, 8
 #   f16.txt, gemm.txt   half precision; the batched-GEMM convolution strategy
 #   autotune_cold.txt, autotune_second.txt   the autotuned build, fresh caches then warm caches
 #   memory.csv          GPU memory used, sampled every 200 ms
-# Each run's caches live in a fresh folder under OUTDIR/cache*. Set CUDA_LIB to the folder
+# The caches live in a fresh temporary folder per build. Set CUDA_LIB to the folder
 # holding libnvrtc if it is not on the library path.
 #
 # Side by side with the upstream PyTorch implementation on the same GPU: set UPSTREAM_SRC (an
@@ -56,12 +57,13 @@ run)
     smi=$!
     trap 'kill "$smi" 2>/dev/null || true' EXIT
     nvidia-smi >"$out/device.txt" 2>&1 || true
-    cache="$PWD/$out/cache"
-    timeout 90 "$bin" --cache-dir "$cache" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"
+    cache="$(mktemp -d)/cache"  # outside OUTDIR: compiled kernels are many files
+    timeout 60 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/cold.txt" 2>&1 || echo "exit $?" >>"$out/cold.txt"
     timeout 40 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/second_process.txt" 2>&1 || echo "exit $?" >>"$out/second_process.txt"
-    timeout 50 "$bin" --cache-dir "$cache" --precision f16 --batches 1,8 --runs 3 >"$out/f16.txt" 2>&1 || echo "exit $?" >>"$out/f16.txt"
+    timeout 60 "$bin" --cache-dir "$cache" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"
+    timeout 40 "$bin" --cache-dir "$cache" --precision f16 --batches 1,8 --runs 3 >"$out/f16.txt" 2>&1 || echo "exit $?" >>"$out/f16.txt"
     timeout 40 "$bin" --cache-dir "$cache" --no-check --conv gemm --batches 1,8 --runs 3 >"$out/gemm.txt" 2>&1 || echo "exit $?" >>"$out/gemm.txt"
-    timeout 100 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1 --runs 1 >"$out/autotune_cold.txt" 2>&1 || echo "exit $?" >>"$out/autotune_cold.txt"
+    timeout 90 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1 --runs 1 >"$out/autotune_cold.txt" 2>&1 || echo "exit $?" >>"$out/autotune_cold.txt"
     timeout 40 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1,8 --runs 3 >"$out/autotune_second.txt" 2>&1 || echo "exit $?" >>"$out/autotune_second.txt"
     if [ -f gpu-bin/upstream.tar.xz ]; then
         up=$(mktemp -d)

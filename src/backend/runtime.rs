@@ -45,14 +45,29 @@ pub enum AutotuneLevel {
     Full,
 }
 
-impl fmt::Display for AutotuneLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl AutotuneLevel {
+    /// Every level, fewest keys first.
+    pub const ALL: [AutotuneLevel; 4] = [
+        AutotuneLevel::Minimal,
+        AutotuneLevel::Balanced,
+        AutotuneLevel::Extensive,
+        AutotuneLevel::Full,
+    ];
+
+    /// The level's name, as [`FromStr`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
             AutotuneLevel::Minimal => "minimal",
             AutotuneLevel::Balanced => "balanced",
             AutotuneLevel::Extensive => "extensive",
             AutotuneLevel::Full => "full",
-        })
+        }
+    }
+}
+
+impl fmt::Display for AutotuneLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -61,14 +76,7 @@ impl FromStr for AutotuneLevel {
 
     /// `minimal`, `balanced`, `extensive` or `full` (any case).
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        const NAMES: [&str; 4] = ["minimal", "balanced", "extensive", "full"];
-        match s.to_ascii_lowercase().as_str() {
-            "minimal" => Ok(AutotuneLevel::Minimal),
-            "balanced" => Ok(AutotuneLevel::Balanced),
-            "extensive" => Ok(AutotuneLevel::Extensive),
-            "full" => Ok(AutotuneLevel::Full),
-            _ => Err(hyperstyle_core::Error::unknown("autotune level", s, &NAMES)),
-        }
+        hyperstyle_core::parse_name("autotune level", &s.to_ascii_lowercase(), &Self::ALL, Self::name)
     }
 }
 
@@ -440,14 +448,10 @@ mod tests {
 
     #[test]
     fn autotune_level_names() {
-        for level in [
-            AutotuneLevel::Minimal,
-            AutotuneLevel::Balanced,
-            AutotuneLevel::Extensive,
-            AutotuneLevel::Full,
-        ] {
+        for level in AutotuneLevel::ALL {
             assert_eq!(level.to_string().parse::<AutotuneLevel>().unwrap(), level);
         }
+        assert_eq!("Minimal".parse::<AutotuneLevel>().unwrap(), AutotuneLevel::Minimal);
         assert!("fast".parse::<AutotuneLevel>().is_err());
     }
 }

@@ -145,10 +145,10 @@ impl GpuRuntime {
 
     /// Applies the settings to every GPU device of this process. An error if a GPU device has
     /// already started (its settings are fixed then) or, with [`GpuRuntime::count_events`], if
-    /// another logger is installed. Builds without a GPU backend have nothing to configure and
-    /// return `Ok`.
+    /// another logger is installed. Builds without a GPU backend have nothing to configure or
+    /// count: they leave the process's logger alone and return `Ok`.
     pub fn install(self) -> Result<()> {
-        if self.count_events {
+        if self.count_events && cfg!(any(feature = "wgpu", feature = "cuda")) {
             install_counter()?;
         }
         #[cfg(any(feature = "wgpu", feature = "cuda"))]

@@ -9,7 +9,7 @@
 #                       second (warm) inversion, with kernels compiled / shapes autotuned per stage
 #   second_process.txt  the same in a second process on the caches the first one filled
 #   f32.txt             parity against upstream's outputs; time per stage; ms/image at batch 1, 8
-#   f16.txt, gemm.txt   half precision; the batched-GEMM convolution strategy
+#   f16.txt, bf16.txt   half precisions (parity against the goldens and timing)
 #   autotune_cold.txt, autotune_second.txt   the autotuned build, fresh caches then warm caches
 #   memory.csv          GPU memory used, sampled every 200 ms
 # The caches live in a fresh temporary folder per build. Set CUDA_LIB to the folder
@@ -62,7 +62,7 @@ run)
     timeout 40 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/second_process.txt" 2>&1 || echo "exit $?" >>"$out/second_process.txt"
     timeout 60 "$bin" --cache-dir "$cache" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"
     timeout 40 "$bin" --cache-dir "$cache" --precision f16 --batches 1,8 --runs 3 >"$out/f16.txt" 2>&1 || echo "exit $?" >>"$out/f16.txt"
-    timeout 40 "$bin" --cache-dir "$cache" --no-check --conv gemm --batches 1,8 --runs 3 >"$out/gemm.txt" 2>&1 || echo "exit $?" >>"$out/gemm.txt"
+    timeout 40 "$bin" --cache-dir "$cache" --precision bf16 --batches 1,8 --runs 3 >"$out/bf16.txt" 2>&1 || echo "exit $?" >>"$out/bf16.txt"
     timeout 90 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1 --runs 1 >"$out/autotune_cold.txt" 2>&1 || echo "exit $?" >>"$out/autotune_cold.txt"
     timeout 40 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1,8 --runs 3 >"$out/autotune_second.txt" 2>&1 || echo "exit $?" >>"$out/autotune_second.txt"
     if [ -f gpu-bin/upstream.tar.xz ]; then

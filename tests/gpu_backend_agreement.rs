@@ -1,7 +1,8 @@
 //! The GPU backend against the CPU backend on the same inputs: an 8×8 generator (the first
 //! blocks of the ffhq256 fixture's generator: 512-channel convs, a transposed up-sampling conv
-//! with its blur, ToRGB with the up-sampled skip), with and without per-sample offsets, with
-//! both conv strategies. Small enough for software Vulkan; on a real GPU the full parity suites
+//! with its blur, ToRGB with the up-sampled skip), with and without per-sample offsets, and the
+//! encoders' convolution layer. On the CubeCL backends these run `hyperstyle_kernels::cube`'s
+//! kernels (the conv strategy does not apply). Small enough for software Vulkan; on a real GPU the full parity suites
 //! (`generator_parity`, `end_to_end_parity`, …) run on the GPU backend as well.
 //!
 //! Only built with `--features wgpu` or `cuda`.
@@ -12,7 +13,7 @@ use burn::tensor::backend::BackendTypes;
 use burn::tensor::Distribution;
 use hyperstyle::backend::{runtime_events, Cpu, DefaultBackend as Gpu, GpuRuntime};
 use hyperstyle::core::WeightStore;
-use hyperstyle::stylegan2::{ConvStrategy, Generator, GeneratorConfig, Noise, WeightOffsets};
+use hyperstyle::stylegan2::{Generator, GeneratorConfig, Noise, WeightOffsets};
 use hyperstyle_testing::{assert_close, pattern_store, to_vec, Fixture};
 
 /// Keys of an 8×8 generator inside the fixture's `decoder.` (its first layers are the same).
@@ -63,7 +64,7 @@ fn small_generator_agrees_with_the_cpu() {
     let cpu_device = Default::default();
     let gpu_device = Default::default();
     let cpu = generator::<Cpu>(&store, &cpu_device);
-    let mut gpu = generator::<Gpu>(&store, &gpu_device);
+    let gpu = generator::<Gpu>(&store, &gpu_device);
     <Cpu as Backend>::seed(&cpu_device, 3);
     let latents = Tensor::<Cpu, 3>::random([2, 4, 512], Distribution::Normal(0.0, 1.0), &cpu_device);
     // Offsets on every layer: per tap on the convs, per filter pair on the up-sampling conv.
@@ -87,7 +88,8 @@ fn small_generator_agrees_with_the_cpu() {
         .collect();
     let gpu_latents = moved(&latents, &gpu_device);
 
-    let cases: [(&str, Option<&WeightOffsets<Cpu>>, Option<&WeightOffsets<Gpu>>); 2] = [
+    type Case<'a> = (&'a str, Option<&'a WeightOffsets<Cpu>>, Option<&'a WeightOffsets<Gpu>>);
+    let cases: [Case; 2] = [
         ("shared weights", None, None),
         ("per-sample offsets", Some(&offsets), Some(&gpu_offsets)),
     ];
@@ -95,40 +97,75 @@ fn small_generator_agrees_with_the_cpu() {
     for (name, cpu_offsets, gpu_offsets) in cases {
         let expected = cpu.synthesis(latents.clone(), &Noise::Stored, cpu_offsets).unwrap();
         let (shape, expected) = to_vec(expected);
-        for strategy in [ConvStrategy::PerSample, ConvStrategy::BatchedGemm] {
-            gpu.set_conv_strategy(strategy);
-            let synthesis = || gpu.synthesis(gpu_latents.clone(), &Noise::Stored, gpu_offsets).unwrap();
-            let before = runtime_events();
-            let image = synthesis();
-            to_vec(image.clone());
-            let cold = runtime_events() - before;
-            // A repeated call runs the kernels the first one compiled (and tuned): nothing new.
-            to_vec(synthesis());
-            let warm = runtime_events() - before - cold;
-            println!("{name}, {strategy:?}: first call {cold}; second call {warm}");
-            if first_call {
-                // The runtime's compilation log reached the counter.
-                assert!(cold.kernels_compiled > 0, "{cold}");
-                first_call = false;
-            }
-            assert_eq!(
-                warm.kernels_compiled + warm.autotuned_shapes,
-                0,
-                "{name}, {strategy:?}: {warm}"
-            );
-            if !cfg!(feature = "autotune") {
-                assert_eq!(cold.autotuned_shapes + cold.autotune_trials, 0, "{cold}");
-            }
-            // Two float32 evaluations of the first two blocks of the ffhq256 generator; the full
-            // generator's float32 noise floor (upstream f32 vs f64: 1.8e-5 max-abs, 2.0e-6
-            // mean-abs) bounds the difference of a prefix of it.
-            assert_close(
-                &format!("{name}, {strategy:?}: GPU vs CPU"),
-                image,
-                (&shape, &expected),
-                1.8e-5,
-                2e-6,
-            );
+        let synthesis = || gpu.synthesis(gpu_latents.clone(), &Noise::Stored, gpu_offsets).unwrap();
+        let before = runtime_events();
+        let image = synthesis();
+        to_vec(image.clone());
+        let cold = runtime_events() - before;
+        // A repeated call runs the kernels the first one compiled (and tuned): nothing new.
+        to_vec(synthesis());
+        let warm = runtime_events() - before - cold;
+        println!("{name}: first call {cold}; second call {warm}");
+        if first_call {
+            // The runtime's compilation log reached the counter.
+            assert!(cold.kernels_compiled > 0, "{cold}");
+            first_call = false;
         }
+        assert_eq!(warm.kernels_compiled + warm.autotuned_shapes, 0, "{name}: {warm}");
+        if !cfg!(feature = "autotune") {
+            assert_eq!(cold.autotuned_shapes + cold.autotune_trials, 0, "{cold}");
+        }
+        // Two float32 evaluations of the first two blocks of the ffhq256 generator; the full
+        // generator's float32 noise floor (upstream f32 vs f64: 1.8e-5 max-abs, 2.0e-6
+        // mean-abs) bounds the difference of a prefix of it.
+        assert_close(&format!("{name}: GPU vs CPU"), image, (&shape, &expected), 1.8e-5, 2e-6);
     }
+}
+
+/// The encoders' and hypernetwork's convolution layer (`Conv2d`, which runs the GPU kernel with
+/// a shared weight on the CubeCL backends): a strided 3×3 conv with bias and leaky ReLU, then a
+/// bias-free 1×1 conv, at sizes that leave partial tiles.
+#[test]
+fn encoder_convs_agree_with_the_cpu() {
+    use hyperstyle::encoders::conv2d::{Activation, Conv2d, ConvShape};
+
+    let cpu_device = Default::default();
+    let gpu_device = Default::default();
+    <Cpu as Backend>::seed(&cpu_device, 5);
+    let values = |shape: &[usize], scale: f64| {
+        let t = Tensor::<Cpu, 1>::random(
+            [shape.iter().product::<usize>()],
+            Distribution::Uniform(-scale, scale),
+            &cpu_device,
+        );
+        t.into_data().to_vec::<f32>().unwrap()
+    };
+    let store = WeightStore::from_tensors([
+        (
+            "a.weight".to_string(),
+            vec![70, 64, 3, 3],
+            values(&[70, 64, 3, 3], 0.05),
+        ),
+        ("a.bias".to_string(), vec![70], values(&[70], 0.5)),
+        ("b.weight".to_string(), vec![32, 70, 1, 1], values(&[32, 70, 1, 1], 0.1)),
+    ])
+    .unwrap();
+    let shapes = [ConvShape::new(64, 70, 3, 2, 1), ConvShape::new(70, 32, 1, 1, 0)];
+    fn run<B: Backend>(
+        store: &WeightStore,
+        shapes: [ConvShape; 2],
+        x: Tensor<B, 4>,
+        device: &<B as BackendTypes>::Device,
+    ) -> Tensor<B, 4> {
+        let a = Conv2d::<B>::load(&store.root().pp("a"), shapes[0], true, device).unwrap();
+        let b = Conv2d::<B>::load(&store.root().pp("b"), shapes[1], false, device).unwrap();
+        b.forward(a.forward_activated(x, Activation::LeakyRelu(0.2)))
+    }
+    let x = Tensor::<Cpu, 4>::random([2, 64, 17, 13], Distribution::Uniform(-1.0, 1.0), &cpu_device);
+    let (shape, expected) = to_vec(run(&store, shapes, x.clone(), &cpu_device));
+    let actual = run(&store, shapes, moved(&x, &gpu_device), &gpu_device);
+    // Outputs are sums of 576 then 70 products, of magnitude ~0.5: two float32 summation orders
+    // differ by ~1e-7 there (1e-6 at the extremes). A wrong or missing tap moves an output by one
+    // product, ~0.01.
+    assert_close("encoder convs: GPU vs CPU", actual, (&shape, &expected), 1e-5, 1e-6);
 }

@@ -143,13 +143,43 @@ impl<B: Backend> Conv2d<B> {
                 return y;
             }
         }
-        let options = ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
-        let y = conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options);
+        let y = match self.forward_cube(&x) {
+            Some(y) => y,
+            None => {
+                let options = ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
+                conv2d(x, self.weight.val(), self.bias.as_ref().map(Param::val), options)
+            }
+        };
         match activation {
             Activation::Identity => y,
             Activation::Relu => relu(y),
             Activation::PRelu(prelu) => prelu.forward(y),
             Activation::LeakyRelu(slope) => leaky_relu(y, slope as f64),
+        }
+    }
+}
+
+impl<B: Backend> Conv2d<B> {
+    /// The convolution and its bias by `hyperstyle_kernels`' GPU kernel on the CubeCL backends
+    /// (feature `cube`): one fixed kernel for every shape, where Burn's convolutions either run a
+    /// direct loop or tune each new shape. `None` on other backends.
+    fn forward_cube(&self, x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+        #[cfg(feature = "cube")]
+        {
+            let weight = self.weight.val().unsqueeze_dim(0);
+            let y = hyperstyle_kernels::cube::conv2d(x, &weight, self.stride, self.padding)?;
+            Some(match &self.bias {
+                Some(bias) => {
+                    let channels = bias.dims()[0];
+                    y + bias.val().reshape([1, channels, 1, 1])
+                }
+                None => y,
+            })
+        }
+        #[cfg(not(feature = "cube"))]
+        {
+            let _ = x;
+            None
         }
     }
 }

@@ -5,7 +5,6 @@
 //! the caller then runs its tensor-operation form. Secondary inputs of another float type are
 //! converted to `f32`; non-contiguous inputs are made contiguous.
 
-use std::any::Any;
 use std::borrow::Cow;
 
 use burn::prelude::*;
@@ -13,20 +12,8 @@ use burn::tensor::{DType, FloatDType, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 
 use crate::conv::{Activation, Epilogue};
+use crate::same_type;
 use crate::{activation, conv, elementwise, fir};
-
-/// Moves `value` into type `U` when `T` and `U` are the same type.
-fn same_type<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    let any: &mut dyn Any = &mut slot;
-    match any.downcast_mut::<Option<U>>().and_then(Option::take) {
-        Some(value) => Ok(value),
-        None => match slot {
-            Some(value) => Err(value),
-            None => unreachable!("the value is taken only when the types match"),
-        },
-    }
-}
 
 /// Whether the kernels run for `x`: `B` is burn-flex and `x` holds `f32`.
 pub fn accelerates<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {

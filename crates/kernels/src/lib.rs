@@ -15,14 +15,31 @@
 //! Work is spread over rayon's thread pool; GEMM uses the `gemm` crate's micro-kernels (AVX-512
 //! where the CPU has it, chosen at run time). With the `flex` feature, [`flex`] runs them on Burn
 //! tensors of the burn-flex CPU backend and declines every other backend, so model code can call
-//! them first and fall back to its tensor-operation form.
+//! them first and fall back to its tensor-operation form. With `wgpu` / `cuda`, [`cube`] does the
+//! same on the GPU backends with CubeCL kernels (per-sample convolution, FIR resampling).
 
 #![warn(missing_docs)]
 
 pub mod activation;
 pub mod allocator;
 pub mod conv;
+#[cfg(feature = "cube")]
+pub mod cube;
 pub mod elementwise;
 pub mod fir;
 #[cfg(feature = "flex")]
 pub mod flex;
+
+/// Moves `value` into type `U` when `T` and `U` are the same type.
+#[cfg(any(feature = "flex", feature = "cube"))]
+fn same_type<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    let any: &mut dyn std::any::Any = &mut slot;
+    match any.downcast_mut::<Option<U>>().and_then(Option::take) {
+        Some(value) => Ok(value),
+        None => match slot {
+            Some(value) => Err(value),
+            None => unreachable!("the value is taken only when the types match"),
+        },
+    }
+}

@@ -19,8 +19,9 @@ const DEMOD_EPS: f32 = 1e-8;
 ///
 /// Both give the same function up to float rounding; which is faster depends on the backend and
 /// the batch size (BENCHMARKS.md). Grouped convolutions are never used: on GPUs they are an order
-/// of magnitude slower than either. On the CPU backend (feature `flex`) neither is used: the
-/// convolutions run as `hyperstyle_kernels::conv`.
+/// of magnitude slower than either. Where `hyperstyle_kernels` has kernels for the backend
+/// (feature `flex`: the CPU; feature `cube`: wgpu and CUDA) neither is used: the convolutions run
+/// as those kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConvStrategy {
     /// One dense convolution per sample with that sample's kernel (the default).
@@ -250,29 +251,38 @@ impl<B: Backend> ModulatedConv2d<B> {
         })
     }
 
-    /// The CPU backend's path: every sample's kernel prepared as with offsets (even when the batch
-    /// shares `W`: kernels are small next to activations), convolved by `hyperstyle_kernels::conv`,
-    /// then blurred. [`ConvStrategy`] does not apply. `None` where the kernels do not run (another
-    /// backend or dtype, or built without `flex`).
+    /// The path of backends with native kernels, the CPU (`flex`) and the CubeCL GPU backends
+    /// (`cube`): every sample's kernel prepared as with offsets (even when the batch shares `W`:
+    /// kernels are small next to activations), convolved by `hyperstyle_kernels`, then blurred.
+    /// [`ConvStrategy`] does not apply. `None` where no kernel runs (another backend or dtype, or
+    /// built without either feature).
     fn forward_native(&self, x: &Tensor<B, 4>, s: Tensor<B, 2>, offset: Option<Tensor<B, 5>>) -> Option<Tensor<B, 4>> {
         #[cfg(feature = "flex")]
         {
             use hyperstyle_kernels::flex;
-            if !flex::accelerates(x) {
-                return None;
+            if flex::accelerates(x) {
+                let weights = self.modulated_weights(s, offset);
+                let y = match &self.blur {
+                    Some(kernel) => blur(flex::conv_transpose2d_stride2(x, &weights)?, kernel),
+                    None => flex::conv2d_same(x, &weights)?,
+                };
+                return Some(y);
             }
-            let weights = self.modulated_weights(s, offset);
-            let y = match &self.blur {
-                Some(kernel) => blur(flex::conv_transpose2d_stride2(x, &weights)?, kernel),
-                None => flex::conv2d_same(x, &weights)?,
-            };
-            Some(y)
         }
-        #[cfg(not(feature = "flex"))]
+        #[cfg(feature = "cube")]
         {
-            let _ = (x, s, offset);
-            None
+            use hyperstyle_kernels::cube;
+            if cube::accelerates::<B>() {
+                let weights = self.modulated_weights(s, offset);
+                let y = match &self.blur {
+                    Some(kernel) => blur(cube::conv_transpose2d_stride2(x, &weights)?, kernel),
+                    None => cube::conv2d_same(x, &weights)?,
+                };
+                return Some(y);
+            }
         }
+        let _ = (x, s, offset);
+        None
     }
 
     fn conv(&self, x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {

@@ -4,8 +4,9 @@
 //! kernel (flipped, unlike a cross-correlation), then decimation; per channel. The generator only
 //! needs (a) the ToRGB skip up-sampling (up 2, pad (2,1)) and (b) the blur after a transposed conv
 //! (pad (1,1)); both are written as one Burn conv over channels folded into the batch, and unit
-//! tests check them against the general definition. On the CPU backend all three run as direct
-//! FIR loops instead (`hyperstyle_kernels::fir`), which skip the inserted zeros.
+//! tests check them against the general definition. On the CPU backend (`flex`) and the CubeCL GPU
+//! backends (`cube`) all three run as direct FIR kernels of `hyperstyle_kernels` instead, which
+//! skip the inserted zeros.
 
 use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv_transpose2d};
@@ -62,33 +63,30 @@ impl<B: Backend> FirKernel<B> {
     }
 }
 
-/// `upfirdn2d` without decimation by the CPU kernel (non-negative pads, up-sampling 1 or 2), or `None` where it does not
-/// apply (another backend, another dtype, cropping, or built without `flex`).
+/// `upfirdn2d` without decimation by a native kernel (non-negative pads, up-sampling 1 or 2): the
+/// CPU's (`flex`) or the GPU's (`cube`); `None` where none applies (another backend, another
+/// dtype, cropping, or built without either feature).
 fn native_upfirdn2d<B: Backend>(
     x: &Tensor<B, 4>,
     kernel: &FirKernel<B>,
     up: usize,
     pad: [i64; 2],
 ) -> Option<Tensor<B, 4>> {
+    let [p0, p1] = pad;
+    if !(1..=2).contains(&up) || p0 < 0 || p1 < 0 {
+        return None;
+    }
+    let pad = [p0 as usize, p1 as usize];
     #[cfg(feature = "flex")]
-    {
-        let [p0, p1] = pad;
-        if (1..=2).contains(&up) && p0 >= 0 && p1 >= 0 {
-            return hyperstyle_kernels::flex::upfirdn2d(
-                x,
-                &kernel.values,
-                kernel.size(),
-                up,
-                [p0 as usize, p1 as usize],
-            );
-        }
-        None
+    if hyperstyle_kernels::flex::accelerates(x) {
+        return hyperstyle_kernels::flex::upfirdn2d(x, &kernel.values, kernel.size(), up, pad);
     }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = (x, kernel, up, pad);
-        None
+    #[cfg(feature = "cube")]
+    if hyperstyle_kernels::cube::accelerates::<B>() {
+        return hyperstyle_kernels::cube::upfirdn2d(x, &kernel.kernel, up, pad);
     }
+    let _ = (x, kernel, pad);
+    None
 }
 
 fn fold_channels<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, [usize; 2]) {

@@ -1,0 +1,258 @@
+//! The kernels on Burn tensors of the CubeCL GPU backends (wgpu, CUDA), with or without Burn's
+//! fusion.
+//!
+//! Like [`crate::flex`], every function is generic over `B: Backend` and returns `None` unless `B`
+//! is a CubeCL backend of a runtime this build knows (feature `wgpu`: `WgpuRuntime`, feature
+//! `cuda`: `CudaRuntime`) and the inputs share one float dtype; the caller then runs its
+//! tensor-operation form. Under fusion each call is registered as one custom operation, so it
+//! takes its place in the lazy stream like any other.
+//!
+//! The kernels ([`kernels`]) need no autotuning: one compiled kernel per storage type and variant
+//! serves every shape, which keeps a cold start to a handful of compilations.
+
+mod kernels;
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorPrimitive};
+use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{CubeBackend, CubeRuntime};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{FusionRuntime, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+
+use crate::same_type;
+
+#[cfg(feature = "wgpu")]
+use burn::backend::wgpu::WgpuRuntime;
+#[cfg(feature = "cuda")]
+use cubecl::cuda::CudaRuntime;
+use kernels::ConvKind;
+
+/// An operation with one output that a kernel runs on CubeCL tensors.
+trait CubeOp: fmt::Debug + Send + Sync + 'static {
+    /// The name fusion streams record.
+    const NAME: &'static str;
+    /// Runs the kernel on `inputs` (in the order they were given).
+    fn run<R: CubeRuntime>(&self, inputs: Vec<CubeTensor<R>>) -> CubeTensor<R>;
+}
+
+#[derive(Debug)]
+struct Conv(ConvKind);
+
+impl CubeOp for Conv {
+    const NAME: &'static str = "hyperstyle_conv";
+    fn run<R: CubeRuntime>(&self, mut inputs: Vec<CubeTensor<R>>) -> CubeTensor<R> {
+        let weight = inputs.pop().expect("conv takes x and weight");
+        let x = inputs.pop().expect("conv takes x and weight");
+        kernels::conv(x, weight, self.0)
+    }
+}
+
+#[derive(Debug)]
+struct Upfirdn {
+    up: usize,
+    pad: [usize; 2],
+}
+
+impl CubeOp for Upfirdn {
+    const NAME: &'static str = "hyperstyle_upfirdn2d";
+    fn run<R: CubeRuntime>(&self, mut inputs: Vec<CubeTensor<R>>) -> CubeTensor<R> {
+        let fir = inputs.pop().expect("upfirdn2d takes x and the FIR kernel");
+        let x = inputs.pop().expect("upfirdn2d takes x and the FIR kernel");
+        kernels::upfirdn2d(x, fir, self.up, self.pad)
+    }
+}
+
+/// A [`CubeOp`] registered in a fusion stream.
+struct Fused<R, O> {
+    desc: CustomOpIr,
+    op: O,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R, O: fmt::Debug> fmt::Debug for Fused<R, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fused")
+            .field("desc", &self.desc)
+            .field("op", &self.op)
+            .finish()
+    }
+}
+
+/// Any CubeCL backend of runtime `R`: their float tensors are all `CubeTensor<R>`.
+type AnyCube<R> = CubeBackend<R, f32, i32, u32>;
+
+impl<R: CubeRuntime, O: CubeOp> Operation<FusionCubeRuntime<R>> for Fused<R, O> {
+    fn execute(&self, handles: &mut HandleContainer<<FusionCubeRuntime<R> as FusionRuntime>::FusionHandle>) {
+        let inputs = self
+            .desc
+            .inputs
+            .iter()
+            .map(|input| handles.get_float_tensor::<AnyCube<R>>(input))
+            .collect();
+        let out = self.op.run(inputs);
+        handles.register_float_tensor::<AnyCube<R>>(&self.desc.outputs[0].id, out);
+    }
+}
+
+/// Registers `op` on fusion tensors of runtime `R`; its output has `shape` and the inputs' dtype.
+fn fused<R: CubeRuntime, O: CubeOp>(
+    op: O,
+    inputs: Vec<FusionTensor<FusionCubeRuntime<R>>>,
+    shape: Shape,
+) -> FusionTensor<FusionCubeRuntime<R>> {
+    let client = inputs[0].client.clone();
+    let streams = OperationStreams::with_inputs(inputs.iter());
+    let out = TensorIr::uninit(client.create_empty_handle(), shape, inputs[0].dtype);
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let desc = CustomOpIr::new(O::NAME, &inputs, &[out]);
+    let op = Fused {
+        desc: desc.clone(),
+        op,
+        runtime: PhantomData::<fn() -> R>,
+    };
+    client
+        .register(streams, OperationIr::Custom(desc), op)
+        .pop()
+        .expect("the operation has one output")
+}
+
+/// Runs `op` on `inputs` when `B`'s float tensors are those of runtime `R`'s CubeCL backend,
+/// plain or fused; hands the inputs back otherwise.
+fn on_runtime<B: Backend, R: CubeRuntime, O: CubeOp>(
+    op: O,
+    inputs: Vec<FloatTensor<B>>,
+    shape: &Shape,
+) -> Result<FloatTensor<B>, (O, Vec<FloatTensor<B>>)> {
+    let inputs = match same_type::<_, Vec<CubeTensor<R>>>(inputs) {
+        Ok(cube) => return same_type(op.run(cube)).map_err(|_| unreachable!("the types matched")),
+        Err(inputs) => inputs,
+    };
+    match same_type::<_, Vec<FusionTensor<FusionCubeRuntime<R>>>>(inputs) {
+        Ok(fusion) => same_type(fused(op, fusion, shape.clone())).map_err(|_| unreachable!("the types matched")),
+        Err(inputs) => Err((op, inputs)),
+    }
+}
+
+/// Runs `op` on `inputs` on whichever known CubeCL runtime `B` uses; `None` for other backends
+/// or when the inputs' dtypes differ.
+fn apply<B: Backend, O: CubeOp, const D: usize>(
+    op: O,
+    inputs: Vec<FloatTensor<B>>,
+    shape: [usize; D],
+) -> Option<Tensor<B, D>> {
+    if !accelerates::<B>() {
+        return None;
+    }
+    let shape = Shape::new(shape);
+    #[allow(unused_mut)]
+    let mut pending = Some((op, inputs));
+    #[cfg(feature = "wgpu")]
+    if let Some((op, inputs)) = pending.take() {
+        match on_runtime::<B, WgpuRuntime, O>(op, inputs, &shape) {
+            Ok(out) => return Some(Tensor::from_primitive(TensorPrimitive::Float(out))),
+            Err(back) => pending = Some(back),
+        }
+    }
+    #[cfg(feature = "cuda")]
+    if let Some((op, inputs)) = pending.take() {
+        match on_runtime::<B, CudaRuntime, O>(op, inputs, &shape) {
+            Ok(out) => return Some(Tensor::from_primitive(TensorPrimitive::Float(out))),
+            Err(back) => pending = Some(back),
+        }
+    }
+    let _ = (pending, shape);
+    None
+}
+
+/// Whether `B` is a CubeCL backend (plain or fused) of a runtime this build knows.
+pub fn accelerates<B: Backend>() -> bool {
+    use std::any::TypeId;
+    let float = TypeId::of::<FloatTensor<B>>();
+    #[cfg(feature = "wgpu")]
+    {
+        type R = WgpuRuntime;
+        if float == TypeId::of::<CubeTensor<R>>() || float == TypeId::of::<FusionTensor<FusionCubeRuntime<R>>>() {
+            return true;
+        }
+    }
+    #[cfg(feature = "cuda")]
+    {
+        type R = CudaRuntime;
+        if float == TypeId::of::<CubeTensor<R>>() || float == TypeId::of::<FusionTensor<FusionCubeRuntime<R>>>() {
+            return true;
+        }
+    }
+    let _ = float;
+    false
+}
+
+/// The primitives of `x` and `other` when they share a float dtype.
+fn primitives<B: Backend, const D1: usize, const D2: usize>(
+    x: &Tensor<B, D1>,
+    other: &Tensor<B, D2>,
+) -> Option<Vec<FloatTensor<B>>> {
+    let dtype = x.dtype();
+    if dtype != other.dtype() || !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return None;
+    }
+    Some(vec![
+        x.clone().into_primitive().tensor(),
+        other.clone().into_primitive().tensor(),
+    ])
+}
+
+/// A "same" stride-1 convolution of each sample with its own kernel: x `[n, in, h, w]`, weights
+/// `[n or 1, out, in, k, k]` (odd `k`) → `[n, out, h, w]`.
+pub fn conv2d_same<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Option<Tensor<B, 4>> {
+    let k = weights.dims()[3];
+    conv2d(x, weights, 1, k / 2)
+}
+
+/// A convolution with stride `stride` and `pad` zeros on every side: x `[n, in, h, w]`, weights
+/// `[n or 1, out, in, k, k]` → `[n, out, (h + 2·pad − k) / stride + 1, …]`.
+pub fn conv2d<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>, stride: usize, pad: usize) -> Option<Tensor<B, 4>> {
+    let kind = ConvKind::Direct { stride, pad };
+    conv_with(x, weights, kind)
+}
+
+/// The stride-2 transposed convolution (no padding) of each sample with its own kernel, the
+/// up-sampling step of a modulated conv: x `[n, in, h, w]`, weights `[n or 1, out, in, k, k]`
+/// (indexed `[out, in]`, not swapped) → `[n, out, 2h + k − 2, 2w + k − 2]`.
+pub fn conv_transpose2d_stride2<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>) -> Option<Tensor<B, 4>> {
+    conv_with(x, weights, ConvKind::TransposedStride2)
+}
+
+fn conv_with<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>, kind: ConvKind) -> Option<Tensor<B, 4>> {
+    let [n, cin, h, w] = x.dims();
+    let [wb, cout, win, k, k2] = weights.dims();
+    if win != cin || k != k2 || (wb != n && wb != 1) || h == 0 || w == 0 || k == 0 {
+        return None;
+    }
+    if let ConvKind::Direct { stride, pad } = kind {
+        if stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
+            return None;
+        }
+    }
+    let shape = [n, cout, kind.out_size(h, k), kind.out_size(w, k)];
+    apply(Conv(kind), primitives(x, weights)?, shape)
+}
+
+/// `upfirdn2d(x, fir, up, pad)` without decimation on every plane: x `[n, c, h, w]`, fir
+/// `[1, 1, kh, kw]` (the kernel as stored, not flipped), `up` 1 or 2 → `[n, c, up·h + p0 + p1 −
+/// kh + 1, …]`.
+pub fn upfirdn2d<B: Backend>(x: &Tensor<B, 4>, fir: &Tensor<B, 4>, up: usize, pad: [usize; 2]) -> Option<Tensor<B, 4>> {
+    let [n, c, h, w] = x.dims();
+    let [one, one2, kh, kw] = fir.dims();
+    if one != 1 || one2 != 1 || !(1..=2).contains(&up) {
+        return None;
+    }
+    let oh = (up * h + pad[0] + pad[1] + 1).checked_sub(kh)?;
+    let ow = (up * w + pad[0] + pad[1] + 1).checked_sub(kw)?;
+    apply(Upfirdn { up, pad }, primitives(x, fir)?, [n, c, oh, ow])
+}

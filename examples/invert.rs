@@ -93,8 +93,9 @@ struct Args {
     /// memory (and are faster on GPUs with tensor cores) at a small error (BENCHMARKS.md).
     #[arg(long, default_value = "f32")]
     precision: Precision,
-    /// How per-sample convolutions run: per-sample (dense conv per image) or gemm (one batched
-    /// matrix product); same result, the faster one depends on the backend and batch.
+    /// How per-sample convolutions run on backends without native kernels: per-sample (dense conv
+    /// per image) or gemm (one batched matrix product); same result. The CPU, wgpu and CUDA
+    /// backends run their own convolution kernels either way.
     #[arg(long, default_value = "per-sample")]
     conv: ConvStrategy,
     /// Images (PNG, JPEG) or folders of images. FFHQ-aligned crops for faces, or any photos

@@ -41,7 +41,8 @@ struct Args {
     /// Float type of every tensor: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     precision: Precision,
-    /// Per-sample convolutions: per-sample or gemm.
+    /// Per-sample convolutions on backends without native kernels: per-sample or gemm (the CPU,
+    /// wgpu and CUDA backends run their own convolution kernels either way).
     #[arg(long, default_value = "per-sample")]
     conv: ConvStrategy,
     /// Skip the comparison with the goldens.

@@ -1,6 +1,6 @@
-//! The GPU kernels (`hyperstyle::kernels::cube`) against Burn's own convolutions on the CPU, on
-//! wgpu (software Vulkan suffices), plain and under fusion, at shapes that leave partial tiles on
-//! every axis. Only built with `--features wgpu`.
+//! The GPU kernels (`hyperstyle::kernels::cube`) against Burn's own convolutions and matrix
+//! products on the CPU, on wgpu (software Vulkan suffices), plain and under fusion, at shapes that
+//! leave partial tiles on every axis. Only built with `--features wgpu`.
 #![cfg(feature = "wgpu")]
 
 use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
@@ -142,10 +142,44 @@ fn check<B: Backend>(device: &B::Device, label: &str) {
     );
 }
 
+/// Matrix products (sums of 70 products of values in [-1, 1]; same bound as the convolutions),
+/// plain and batched with either side shared, and on a transposed (strided) view.
+fn check_matmul<B: Backend>(device: &B::Device, label: &str) {
+    let (a, b) = (cpu([5, 70], 11), cpu([70, 130], 12));
+    let (max, mean) = diff(
+        cube::matmul(&to_gpu::<B, 2>(&a, device), &to_gpu::<B, 2>(&b, device)).expect("runs"),
+        a.clone().matmul(b.clone()),
+    );
+    assert!(max < TOLERANCE, "{label} matmul: max-abs {max:e}, mean-abs {mean:e}");
+
+    let at = cpu([70, 5], 13);
+    let gpu_at = to_gpu::<B, 2>(&at, device).transpose();
+    let (max, mean) = diff(
+        cube::matmul(&gpu_at, &to_gpu::<B, 2>(&b, device)).expect("runs"),
+        at.transpose().matmul(b),
+    );
+    assert!(
+        max < TOLERANCE,
+        "{label} matmul of a transposed view: max-abs {max:e}, mean-abs {mean:e}"
+    );
+
+    for (lb, rb) in [(3, 3), (3, 1), (1, 3)] {
+        let (a, b) = (cpu([lb, 5, 70], 14), cpu([rb, 70, 130], 15));
+        let gpu = cube::matmul(&to_gpu::<B, 3>(&a, device), &to_gpu::<B, 3>(&b, device)).expect("runs");
+        let (max, mean) = diff(gpu, a.matmul(b));
+        assert!(
+            max < TOLERANCE,
+            "{label} batched matmul {lb}×{rb}: max-abs {max:e}, mean-abs {mean:e}"
+        );
+    }
+}
+
 #[test]
 fn kernels_match_burn_ops_on_wgpu() {
     let device = WgpuDevice::default();
     check::<Plain>(&device, "plain");
     check::<Fused>(&device, "fused");
+    check_matmul::<Plain>(&device, "plain");
+    check_matmul::<Fused>(&device, "fused");
     assert!(!cube::accelerates::<Flex>(), "the CPU backend is not a CubeCL backend");
 }

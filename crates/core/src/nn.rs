@@ -8,6 +8,18 @@ use burn::tensor::activation::leaky_relu;
 use crate::error::Result;
 use crate::weights::{tensor_values, Weights};
 
+/// `lhs.matmul(rhs)` (rank 2 or 3). On Burn's CubeCL GPU backends (feature `cube`) it runs
+/// `hyperstyle_kernels::cube::matmul`: plain `f32` products and sums, where Burn's matrix product
+/// may use TF32 tensor cores on recent NVIDIA GPUs (about 1e-3 relative error), and one kernel
+/// for every shape. Elsewhere it is Burn's `matmul`.
+pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "cube")]
+    if let Some(y) = hyperstyle_kernels::cube::matmul(&lhs, &rhs) {
+        return y;
+    }
+    lhs.matmul(rhs)
+}
+
 /// `sqrt(2) · lrelu_0.2(x)`: the activation of StyleGAN's `fused_leaky_relu` once its bias is added.
 pub fn scaled_leaky_relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     leaky_relu(x, 0.2).mul_scalar(std::f64::consts::SQRT_2)
@@ -112,7 +124,7 @@ impl<B: Backend> EqualLinear<B> {
 
     /// x: `[batch, in]` → `[batch, out]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let mut y = x.matmul(self.weight.val());
+        let mut y = matmul(x, self.weight.val());
         if let Some(bias) = &self.bias {
             y = y + bias.val().unsqueeze_dim(0);
         }

@@ -3,6 +3,7 @@
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
+use hyperstyle_core::nn::matmul;
 use hyperstyle_core::Weights;
 
 use hyperstyle_core::Result;
@@ -61,7 +62,8 @@ impl<B: Backend> SeModule<B> {
     /// The per-channel gate `sigmoid(fc2(relu(fc1(mean(x)))))`: `[batch, channels]`.
     fn gate(&self, x: &Tensor<B, 4>) -> Tensor<B, 2> {
         let squeezed = spatial_mean(x.clone());
-        sigmoid(relu(squeezed.matmul(self.fc1.val())).matmul(self.fc2.val()))
+        let hidden = relu(matmul(squeezed, self.fc1.val()));
+        sigmoid(matmul(hidden, self.fc2.val()))
     }
 }
 

@@ -8,6 +8,7 @@ use hyperstyle_encoders::conv2d::Conv2d;
 use hyperstyle_stylegan2::LayerSpec;
 
 use crate::refinement_convs;
+use hyperstyle_core::nn::matmul;
 use hyperstyle_core::{EqualLinear, EqualLinearConfig, Weights};
 
 /// Feature channels of the backbone output.
@@ -97,7 +98,7 @@ impl<B: Backend> RefinementBlock<B> {
         } else {
             x.mean_dim(3).mean_dim(2).reshape([batch, c])
         };
-        let y = pooled.matmul(self.output_weight.val()) + self.output_bias.val().unsqueeze_dim(0);
+        let y = matmul(pooled, self.output_weight.val()) + self.output_bias.val().unsqueeze_dim(0);
         let [cin, cout] = self.channels;
         // Channel c = o·in + i.
         y.reshape([batch, cout, cin, 1, 1])

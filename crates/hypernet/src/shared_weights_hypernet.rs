@@ -4,6 +4,7 @@
 use burn::module::Param;
 use burn::prelude::*;
 
+use hyperstyle_core::nn::matmul;
 use hyperstyle_core::Result;
 use hyperstyle_core::Weights;
 
@@ -44,8 +45,8 @@ impl<B: Backend> SharedWeightsHypernet<B> {
     /// layers into one call, so the 537 MB `w2` is read once per forward, not once per layer.
     pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 5> {
         let n = z.dims()[0];
-        let h = (z.matmul(self.w2.val()) + self.b2.val().unsqueeze_dim(0)).reshape([n, Z_DIM, Z_DIM]);
-        let g = h.matmul(self.w1.val().unsqueeze_dim(0)) + self.b1.val().reshape([1, 1, Z_DIM * F_SIZE * F_SIZE]);
+        let h = (matmul(z, self.w2.val()) + self.b2.val().unsqueeze_dim(0)).reshape([n, Z_DIM, Z_DIM]);
+        let g = matmul(h, self.w1.val().unsqueeze_dim(0)) + self.b1.val().reshape([1, 1, Z_DIM * F_SIZE * F_SIZE]);
         g.reshape([n, Z_DIM, Z_DIM, F_SIZE, F_SIZE])
     }
 }

@@ -5,7 +5,6 @@
 //! variant serves every shape.
 
 use burn::tensor::{DType, Shape};
-use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
@@ -32,7 +31,7 @@ const UNITS: usize = 16;
 ///   the same taps, so no product is spent on the zeros a stride-2 transposed convolution
 ///   inserts.
 ///
-/// `weight_batched` is 0 when all samples share `weight[0]`.
+/// `x_batched` / `weight_batched` are 0 when all samples share `x[0]` / `weight[0]`.
 #[cube(launch)]
 // `div_ceil(2)` does not expand inside `#[cube]` (the literal's type is not inferred there).
 #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
@@ -49,6 +48,7 @@ fn conv_kernel<F: Float>(
     kernel: u32,
     stride: u32,
     pad: u32,
+    x_batched: u32,
     weight_batched: u32,
     #[comptime] transposed: bool,
     #[define(F)] _dtype: StorageType,
@@ -84,7 +84,7 @@ fn conv_kernel<F: Float>(
     }
     let pixels = grid_h * grid_w;
 
-    let x_base = batch * x.stride(0);
+    let x_base = batch * x_batched as usize * x.stride(0);
     let w_base = batch * weight_batched as usize * weight.stride(0);
 
     let mut a_tile = SharedMemory::<f32>::new(TILE_K * TILE_M);
@@ -275,12 +275,12 @@ fn conv_cubes(pixels: usize, cout: usize, z: usize) -> CubeCount {
     CubeCount::Static(pixels.div_ceil(TILE_N) as u32, cout.div_ceil(TILE_M) as u32, z as u32)
 }
 
-/// x `[n, in, h, w]`, weight `[n or 1, out, in, k, k]` (same dtype as x) → `[n, out, h', w']`.
+/// x `[n or 1, in, h, w]`, weight `[n or 1, out, in, k, k]` (same dtype as x, any strides: views
+/// such as transposes are read in place) → `[n, out, h', w']`; a batch of 1 is shared.
 pub(crate) fn conv<R: CubeRuntime>(x: CubeTensor<R>, weight: CubeTensor<R>, kind: ConvKind) -> CubeTensor<R> {
-    let x = into_contiguous(x);
-    let weight = into_contiguous(weight);
-    let [n, cin, h, w] = x.meta.shape().dims::<4>();
+    let [xb, cin, h, w] = x.meta.shape().dims::<4>();
     let [wb, cout, _, k, _] = weight.meta.shape().dims::<5>();
+    let n = xb.max(wb);
     let (oh, ow) = (kind.out_size(h, k), kind.out_size(w, k));
     let out = empty_device_dtype::<R>(
         x.client.clone(),
@@ -319,6 +319,7 @@ pub(crate) fn conv<R: CubeRuntime>(x: CubeTensor<R>, weight: CubeTensor<R>, kind
         k as u32,
         stride as u32,
         pad as u32,
+        u32::from(xb != 1),
         u32::from(wb != 1),
         transposed,
         dtype.into(),

@@ -53,6 +53,36 @@ impl CubeOp for Conv {
     }
 }
 
+/// `[batch or 1, m, k] × [batch or 1, k, n]` as the convolution kernel sees it: output
+/// channels `m` (weights: `lhs`), input channels `k`, pixels `n` (input: `rhs`), so both are read
+/// along their contiguous rows and the output comes out in place, with no copies.
+#[derive(Debug)]
+struct Matmul {
+    /// The output's own shape (rank 2 or 3).
+    shape: Vec<usize>,
+}
+
+impl CubeOp for Matmul {
+    const NAME: &'static str = "hyperstyle_matmul";
+    fn run<R: CubeRuntime>(&self, mut inputs: Vec<CubeTensor<R>>) -> CubeTensor<R> {
+        use burn_cubecl::ops::reshape;
+        let rhs = inputs.pop().expect("matmul takes lhs and rhs");
+        let lhs = inputs.pop().expect("matmul takes lhs and rhs");
+        let as_conv = |t: CubeTensor<R>, trailing: &[usize]| {
+            let dims = t.meta.shape().to_vec();
+            let (rows, cols) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+            let batch = dims.len().checked_sub(3).map_or(1, |i| dims[i]);
+            let mut shape = vec![batch, rows, cols];
+            shape.extend_from_slice(trailing);
+            reshape(t, Shape::from(shape))
+        };
+        let weight = as_conv(lhs, &[1, 1]);
+        let x = as_conv(rhs, &[1]);
+        let out = kernels::conv(x, weight, ConvKind::Direct { stride: 1, pad: 0 });
+        reshape(out, Shape::from(self.shape.clone()))
+    }
+}
+
 #[derive(Debug)]
 struct Upfirdn {
     up: usize,
@@ -241,6 +271,27 @@ fn conv_with<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>, kind: ConvKin
     }
     let shape = [n, cout, kind.out_size(h, k), kind.out_size(w, k)];
     apply(Conv(kind), primitives(x, weights)?, shape)
+}
+
+/// `lhs.matmul(rhs)` with `f32` products and sums (no TF32 tensor-core rounding): `[m, k] × [k,
+/// n]`, or batched `[batch or 1, m, k] × [batch or 1, k, n]`.
+pub fn matmul<B: Backend, const D: usize>(lhs: &Tensor<B, D>, rhs: &Tensor<B, D>) -> Option<Tensor<B, D>> {
+    if D != 2 && D != 3 {
+        return None;
+    }
+    let (mut shape, rdims) = (lhs.dims(), rhs.dims());
+    if rdims[D - 2] != shape[D - 1] || shape.contains(&0) || rdims.contains(&0) {
+        return None;
+    }
+    if D == 3 {
+        if shape[0] != rdims[0] && shape[0] != 1 && rdims[0] != 1 {
+            return None;
+        }
+        shape[0] = shape[0].max(rdims[0]);
+    }
+    shape[D - 1] = rdims[D - 1];
+    let op = Matmul { shape: shape.to_vec() };
+    apply(op, primitives(lhs, rhs)?, shape)
 }
 
 /// `upfirdn2d(x, fir, up, pad)` without decimation on every plane: x `[n, c, h, w]`, fir

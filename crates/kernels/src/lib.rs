@@ -16,7 +16,8 @@
 //! where the CPU has it, chosen at run time). With the `flex` feature, [`flex`] runs them on Burn
 //! tensors of the burn-flex CPU backend and declines every other backend, so model code can call
 //! them first and fall back to its tensor-operation form. With `wgpu` / `cuda`, [`cube`] does the
-//! same on the GPU backends with CubeCL kernels (per-sample convolution, FIR resampling).
+//! same on the GPU backends with CubeCL kernels (convolutions with shared or per-sample kernels,
+//! matrix products, FIR resampling).
 
 #![warn(missing_docs)]
 

@@ -2,7 +2,8 @@
 //!
 //! Both kernels read their inputs through strides, accumulate in `f32` whatever the storage type
 //! (`f32`, `f16`, `bf16`), and have no tuning step: one compiled kernel per storage type and
-//! variant serves every shape.
+//! variant serves every shape. They guard every access themselves, so they launch without the
+//! runtime's per-access bounds checks.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::ops::numeric::empty_device_dtype;
@@ -32,7 +33,7 @@ const UNITS: usize = 16;
 ///   inserts.
 ///
 /// `x_batched` / `weight_batched` are 0 when all samples share `x[0]` / `weight[0]`.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 // `div_ceil(2)` does not expand inside `#[cube]` (the literal's type is not inferred there).
 #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
 fn conv_kernel<F: Float>(
@@ -195,7 +196,7 @@ fn conv_kernel<F: Float>(
 /// `upfirdn2d` without decimation on every plane: output `(oy, ox)` sums the taps that land on
 /// input samples of the zero-inserted (`up`), padded (`pad` before) image, against the flipped
 /// FIR kernel `fir` `[1, 1, kh, kw]`. One unit per output value.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn upfirdn_kernel<F: Float>(
     x: &Tensor<F>,
@@ -303,27 +304,33 @@ pub(crate) fn conv<R: CubeRuntime>(x: CubeTensor<R>, weight: CubeTensor<R>, kind
     }
     let client = x.client.clone();
     let dtype = x.dtype;
-    conv_kernel::launch::<R>(
-        &client,
-        cubes,
-        CubeDim::new_2d(UNITS as u32, UNITS as u32),
-        x.into_tensor_arg(),
-        weight.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
-        cin as u32,
-        h as u32,
-        w as u32,
-        cout as u32,
-        oh as u32,
-        ow as u32,
-        k as u32,
-        stride as u32,
-        pad as u32,
-        u32::from(xb != 1),
-        u32::from(wb != 1),
-        transposed,
-        dtype.into(),
-    );
+    // SAFETY: every global read happens under its bounds test (output channel < cout, channel
+    // < cin, input pixel inside the image, pixel < phase size), taps stay below k, shared-memory
+    // and register indices are below their sizes by construction (64 × 16 slabs, 4 × 4 blocks),
+    // and every write is to an output position that exists; the loops have fixed bounds.
+    unsafe {
+        conv_kernel::launch_unchecked::<R>(
+            &client,
+            cubes,
+            CubeDim::new_2d(UNITS as u32, UNITS as u32),
+            x.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            cin as u32,
+            h as u32,
+            w as u32,
+            cout as u32,
+            oh as u32,
+            ow as u32,
+            k as u32,
+            stride as u32,
+            pad as u32,
+            u32::from(xb != 1),
+            u32::from(wb != 1),
+            transposed,
+            dtype.into(),
+        );
+    }
     out
 }
 
@@ -347,22 +354,26 @@ pub(crate) fn upfirdn2d<R: CubeRuntime>(
     let client = x.client.clone();
     let dtype: DType = x.dtype;
     let cube_dim = CubeDim::new_1d(256);
-    upfirdn_kernel::launch::<R>(
-        &client,
-        calculate_cube_count_elemwise(&client, total, cube_dim),
-        cube_dim,
-        x.into_tensor_arg(),
-        fir.into_tensor_arg(),
-        out.clone().into_tensor_arg(),
-        c as u32,
-        h as u32,
-        w as u32,
-        oh as u32,
-        ow as u32,
-        up as u32,
-        p0 as u32,
-        total as u32,
-        dtype.into(),
-    );
+    // SAFETY: units past `total` exit first; reads happen only for input positions inside the
+    // image and taps inside the kernel; the write goes to the unit's own output position.
+    unsafe {
+        upfirdn_kernel::launch_unchecked::<R>(
+            &client,
+            calculate_cube_count_elemwise(&client, total, cube_dim),
+            cube_dim,
+            x.into_tensor_arg(),
+            fir.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            c as u32,
+            h as u32,
+            w as u32,
+            oh as u32,
+            ow as u32,
+            up as u32,
+            p0 as u32,
+            total as u32,
+            dtype.into(),
+        );
+    }
     out
 }

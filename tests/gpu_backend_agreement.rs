@@ -51,15 +51,29 @@ fn moved<const D: usize>(t: &Tensor<Cpu, D>, device: &<Gpu as BackendTypes>::Dev
     Tensor::from_data(t.to_data(), device)
 }
 
+/// The runtime's event counts are process-wide: the tests take turns so that each sees its own.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes this test's turn. The first test to run configures the GPU runtime, before any GPU
+/// tensor exists: count what it compiles, with caches in a fresh folder kept for the process.
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    CACHE.get_or_init(|| {
+        let cache = tempfile::tempdir().unwrap();
+        GpuRuntime::default()
+            .cache_dir(Some(cache.path().to_path_buf()))
+            .count_events(true)
+            .install()
+            .unwrap();
+        cache
+    });
+    turn
+}
+
 #[test]
 fn small_generator_agrees_with_the_cpu() {
-    // Before the first GPU tensor: count what the runtime compiles, with caches in a fresh folder.
-    let cache = tempfile::tempdir().unwrap();
-    GpuRuntime::default()
-        .cache_dir(Some(cache.path().to_path_buf()))
-        .count_events(true)
-        .install()
-        .unwrap();
+    let _turn = take_turn();
     let store = small_generator_store();
     let cpu_device = Default::default();
     let gpu_device = Default::default();
@@ -127,6 +141,7 @@ fn small_generator_agrees_with_the_cpu() {
 /// bias-free 1×1 conv, at sizes that leave partial tiles.
 #[test]
 fn encoder_convs_agree_with_the_cpu() {
+    let _turn = take_turn();
     use hyperstyle::encoders::conv2d::{Activation, Conv2d, ConvShape};
 
     let cpu_device = Default::default();

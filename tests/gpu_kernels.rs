@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use hyperstyle::kernels::cube;
+use hyperstyle_testing::{assert_close, to_vec};
 
 /// The CubeCL backend itself, and as the `wgpu` feature builds it (under Burn's fusion).
 type Plain = CubeBackend<WgpuRuntime, f32, i32, u32>;
@@ -33,16 +34,11 @@ fn to_gpu<B: Backend, const D: usize>(x: &Tensor<Flex, D>, device: &B::Device) -
     Tensor::from_data(x.to_data(), device)
 }
 
-/// Max-abs and mean-abs difference.
-fn diff<B: Backend, const D: usize>(gpu: Tensor<B, D>, reference: Tensor<Flex, D>) -> (f32, f32) {
-    assert_eq!(gpu.dims(), reference.dims(), "shapes differ");
-    let a = gpu.into_data().to_vec::<f32>().unwrap();
-    let b = reference.into_data().to_vec::<f32>().unwrap();
-    let d: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).collect();
-    (
-        d.iter().copied().fold(0.0, f32::max),
-        d.iter().sum::<f32>() / d.len() as f32,
-    )
+/// Asserts `gpu` within [`TOLERANCE`] of `reference` (max-abs; the mean-abs bound follows from
+/// it), printing both.
+fn assert_matches<B: Backend, const D: usize>(what: &str, gpu: Tensor<B, D>, reference: Tensor<Flex, D>) {
+    let (shape, expected) = to_vec(reference);
+    assert_close(what, gpu, (&shape, &expected), TOLERANCE.into(), TOLERANCE.into());
 }
 
 /// Per-sample convolutions on the CPU by Burn's own ops: `f(x_b, w_b)` for every sample.
@@ -83,19 +79,19 @@ fn check<B: Backend>(device: &B::Device, label: &str) {
         let reference = per_sample(&x, &w, |x, w| {
             conv2d(x, w, None, ConvOptions::new([1, 1], [pad, pad], [1, 1], 1))
         });
-        let (max, mean) = diff(cube::conv2d_same(&gx, &gw).expect("runs"), reference);
-        assert!(
-            max < TOLERANCE,
-            "{label} same conv wb={wb} k={k}: max-abs {max:e}, mean-abs {mean:e}"
+        assert_matches(
+            &format!("{label} same conv wb={wb} k={k}"),
+            cube::conv2d_same(&gx, &gw).expect("runs"),
+            reference,
         );
 
         let reference = per_sample(&x, &w, |x, w| {
             conv2d(x, w, None, ConvOptions::new([2, 2], [1, 1], [1, 1], 1))
         });
-        let (max, mean) = diff(cube::conv2d(&gx, &gw, 2, 1).expect("runs"), reference);
-        assert!(
-            max < TOLERANCE,
-            "{label} stride-2 conv wb={wb} k={k}: max-abs {max:e}, mean-abs {mean:e}"
+        assert_matches(
+            &format!("{label} stride-2 conv wb={wb} k={k}"),
+            cube::conv2d(&gx, &gw, 2, 1).expect("runs"),
+            reference,
         );
 
         let reference = per_sample(&x, &w, |x, w| {
@@ -106,10 +102,10 @@ fn check<B: Backend>(device: &B::Device, label: &str) {
                 ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1),
             )
         });
-        let (max, mean) = diff(cube::conv_transpose2d_stride2(&gx, &gw).expect("runs"), reference);
-        assert!(
-            max < TOLERANCE,
-            "{label} transposed conv wb={wb} k={k}: max-abs {max:e}, mean-abs {mean:e}"
+        assert_matches(
+            &format!("{label} transposed conv wb={wb} k={k}"),
+            cube::conv_transpose2d_stride2(&gx, &gw).expect("runs"),
+            reference,
         );
     }
 
@@ -133,12 +129,15 @@ fn check<B: Backend>(device: &B::Device, label: &str) {
     )
     .reshape([2, 3, 14, 10]);
     let (gx, gf) = (to_gpu::<B, 4>(&x, device), to_gpu::<B, 4>(&fir, device));
-    let (max, mean) = diff(cube::upfirdn2d(&gx, &gf, 1, [1, 1]).expect("runs"), blur);
-    assert!(max < TOLERANCE, "{label} blur: max-abs {max:e}, mean-abs {mean:e}");
-    let (max, mean) = diff(cube::upfirdn2d(&gx, &gf, 2, [2, 1]).expect("runs"), up);
-    assert!(
-        max < TOLERANCE,
-        "{label} up-sampling: max-abs {max:e}, mean-abs {mean:e}"
+    assert_matches(
+        &format!("{label} blur"),
+        cube::upfirdn2d(&gx, &gf, 1, [1, 1]).expect("runs"),
+        blur,
+    );
+    assert_matches(
+        &format!("{label} up-sampling"),
+        cube::upfirdn2d(&gx, &gf, 2, [2, 1]).expect("runs"),
+        up,
     );
 }
 
@@ -146,31 +145,24 @@ fn check<B: Backend>(device: &B::Device, label: &str) {
 /// plain and batched with either side shared, and on a transposed (strided) view.
 fn check_matmul<B: Backend>(device: &B::Device, label: &str) {
     let (a, b) = (cpu([5, 70], 11), cpu([70, 130], 12));
-    let (max, mean) = diff(
+    assert_matches(
+        &format!("{label} matmul"),
         cube::matmul(&to_gpu::<B, 2>(&a, device), &to_gpu::<B, 2>(&b, device)).expect("runs"),
         a.clone().matmul(b.clone()),
     );
-    assert!(max < TOLERANCE, "{label} matmul: max-abs {max:e}, mean-abs {mean:e}");
 
     let at = cpu([70, 5], 13);
     let gpu_at = to_gpu::<B, 2>(&at, device).transpose();
-    let (max, mean) = diff(
+    assert_matches(
+        &format!("{label} matmul of a transposed view"),
         cube::matmul(&gpu_at, &to_gpu::<B, 2>(&b, device)).expect("runs"),
         at.transpose().matmul(b),
-    );
-    assert!(
-        max < TOLERANCE,
-        "{label} matmul of a transposed view: max-abs {max:e}, mean-abs {mean:e}"
     );
 
     for (lb, rb) in [(3, 3), (3, 1), (1, 3)] {
         let (a, b) = (cpu([lb, 5, 70], 14), cpu([rb, 70, 130], 15));
         let gpu = cube::matmul(&to_gpu::<B, 3>(&a, device), &to_gpu::<B, 3>(&b, device)).expect("runs");
-        let (max, mean) = diff(gpu, a.matmul(b));
-        assert!(
-            max < TOLERANCE,
-            "{label} batched matmul {lb}×{rb}: max-abs {max:e}, mean-abs {mean:e}"
-        );
+        assert_matches(&format!("{label} batched matmul {lb}×{rb}"), gpu, a.matmul(b));
     }
 }
 

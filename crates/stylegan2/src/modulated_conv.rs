@@ -257,32 +257,26 @@ impl<B: Backend> ModulatedConv2d<B> {
     /// [`ConvStrategy`] does not apply. `None` where no kernel runs (another backend or dtype, or
     /// built without either feature).
     fn forward_native(&self, x: &Tensor<B, 4>, s: Tensor<B, 2>, offset: Option<Tensor<B, 5>>) -> Option<Tensor<B, 4>> {
+        // (stride-2 transposed conv, "same" conv) of the backend's kernels, if it has any.
+        type PerSampleConv<B> = fn(&Tensor<B, 4>, &Tensor<B, 5>) -> Option<Tensor<B, 4>>;
+        #[allow(unused_mut)]
+        let mut convs: Option<(PerSampleConv<B>, PerSampleConv<B>)> = None;
         #[cfg(feature = "flex")]
-        {
+        if hyperstyle_kernels::flex::accelerates(x) {
             use hyperstyle_kernels::flex;
-            if flex::accelerates(x) {
-                let weights = self.modulated_weights(s, offset);
-                let y = match &self.blur {
-                    Some(kernel) => blur(flex::conv_transpose2d_stride2(x, &weights)?, kernel),
-                    None => flex::conv2d_same(x, &weights)?,
-                };
-                return Some(y);
-            }
+            convs = Some((flex::conv_transpose2d_stride2, flex::conv2d_same));
         }
         #[cfg(feature = "cube")]
-        {
+        if convs.is_none() && hyperstyle_kernels::cube::accelerates::<B>() {
             use hyperstyle_kernels::cube;
-            if cube::accelerates::<B>() {
-                let weights = self.modulated_weights(s, offset);
-                let y = match &self.blur {
-                    Some(kernel) => blur(cube::conv_transpose2d_stride2(x, &weights)?, kernel),
-                    None => cube::conv2d_same(x, &weights)?,
-                };
-                return Some(y);
-            }
+            convs = Some((cube::conv_transpose2d_stride2, cube::conv2d_same));
         }
-        let _ = (x, s, offset);
-        None
+        let (transposed, same) = convs?;
+        let weights = self.modulated_weights(s, offset);
+        Some(match &self.blur {
+            Some(kernel) => blur(transposed(x, &weights)?, kernel),
+            None => same(x, &weights)?,
+        })
     }
 
     fn conv(&self, x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {

@@ -10,6 +10,9 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
 use cubecl::prelude::*;
+
+use crate::conv::{transposed_size, Geometry};
+use crate::fir::upfirdn_size;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 /// Output channels per cube of the convolution kernel.
@@ -261,11 +264,16 @@ pub(crate) enum ConvKind {
 }
 
 impl ConvKind {
-    /// The output side for input side `n` and kernel side `k`.
+    /// The output side for input side `n` and kernel side `k`, as the CPU kernels compute it.
     pub(crate) fn out_size(self, n: usize, k: usize) -> usize {
         match self {
-            ConvKind::Direct { stride, pad } => (n + 2 * pad).saturating_sub(k) / stride + 1,
-            ConvKind::TransposedStride2 => 2 * (n - 1) + k,
+            ConvKind::Direct { stride, pad } => Geometry {
+                kernel: k,
+                stride,
+                padding: pad,
+            }
+            .output_size(n),
+            ConvKind::TransposedStride2 => transposed_size(n, k),
         }
     }
 }
@@ -340,12 +348,11 @@ pub(crate) fn upfirdn2d<R: CubeRuntime>(
     x: CubeTensor<R>,
     fir: CubeTensor<R>,
     up: usize,
-    [p0, p1]: [usize; 2],
+    pad: [usize; 2],
 ) -> CubeTensor<R> {
     let [n, c, h, w] = x.meta.shape().dims::<4>();
     let [_, _, kh, kw] = fir.meta.shape().dims::<4>();
-    let oh = (up * h + p0 + p1 + 1).saturating_sub(kh);
-    let ow = (up * w + p0 + p1 + 1).saturating_sub(kw);
+    let (oh, ow) = (upfirdn_size(h, up, kh, pad), upfirdn_size(w, up, kw, pad));
     let out = empty_device_dtype::<R>(x.client.clone(), x.device.clone(), Shape::new([n, c, oh, ow]), x.dtype);
     let total = n * c * oh * ow;
     if total == 0 {
@@ -370,7 +377,7 @@ pub(crate) fn upfirdn2d<R: CubeRuntime>(
             oh as u32,
             ow as u32,
             up as u32,
-            p0 as u32,
+            pad[0] as u32,
             total as u32,
             dtype.into(),
         );

@@ -10,6 +10,10 @@
 //! The kernels ([`kernels`]) need no autotuning: one compiled kernel per storage type and variant
 //! serves every shape, which keeps a cold start to a handful of compilations.
 
+// `cube` without `wgpu` or `cuda` compiles the kernels but recognises no backend, which leaves
+// the dispatch unused.
+#![cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code, unused_imports))]
+
 mod kernels;
 
 use std::fmt;
@@ -25,6 +29,7 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
+use crate::fir::upfirdn_size;
 use crate::same_type;
 
 #[cfg(feature = "wgpu")]
@@ -202,24 +207,23 @@ fn apply<B: Backend, O: CubeOp, const D: usize>(
 
 /// Whether `B` is a CubeCL backend (plain or fused) of a runtime this build knows.
 pub fn accelerates<B: Backend>() -> bool {
-    use std::any::TypeId;
-    let float = TypeId::of::<FloatTensor<B>>();
     #[cfg(feature = "wgpu")]
-    {
-        type R = WgpuRuntime;
-        if float == TypeId::of::<CubeTensor<R>>() || float == TypeId::of::<FusionTensor<FusionCubeRuntime<R>>>() {
-            return true;
-        }
+    if on::<B, WgpuRuntime>() {
+        return true;
     }
     #[cfg(feature = "cuda")]
-    {
-        type R = CudaRuntime;
-        if float == TypeId::of::<CubeTensor<R>>() || float == TypeId::of::<FusionTensor<FusionCubeRuntime<R>>>() {
-            return true;
-        }
+    if on::<B, CudaRuntime>() {
+        return true;
     }
-    let _ = float;
     false
+}
+
+/// Whether `B`'s float tensors are those of runtime `R`'s CubeCL backend, plain or fused.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn on<B: Backend, R: CubeRuntime>() -> bool {
+    use std::any::TypeId;
+    let float = TypeId::of::<FloatTensor<B>>();
+    float == TypeId::of::<CubeTensor<R>>() || float == TypeId::of::<FusionTensor<FusionCubeRuntime<R>>>()
 }
 
 /// The primitives of `x` and `other` when they share a float dtype.
@@ -303,7 +307,9 @@ pub fn upfirdn2d<B: Backend>(x: &Tensor<B, 4>, fir: &Tensor<B, 4>, up: usize, pa
     if one != 1 || one2 != 1 || !(1..=2).contains(&up) {
         return None;
     }
-    let oh = (up * h + pad[0] + pad[1] + 1).checked_sub(kh)?;
-    let ow = (up * w + pad[0] + pad[1] + 1).checked_sub(kw)?;
+    let (oh, ow) = (upfirdn_size(h, up, kh, pad), upfirdn_size(w, up, kw, pad));
+    if oh == 0 || ow == 0 {
+        return None;
+    }
     apply(Upfirdn { up, pad }, primitives(x, fir)?, [n, c, oh, ow])
 }

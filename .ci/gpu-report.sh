@@ -3,13 +3,16 @@
 # machine without a Rust toolchain:
 #   here:  .ci/gpu-report.sh build          # builds, strips and compresses into gpu-bin/
 #   there: .ci/gpu-report.sh run [OUTDIR]   # with gpu-bin/ and tests/fixtures/ beside it
-# Two binaries: `throughput` (fixed kernels, the default build) and `throughput-autotune`
-# (`--features autotune`). `run` writes OUTDIR (default gpu-report/):
+# Three binaries: `throughput` (fixed kernels, the default build), `throughput-autotune`
+# (`--features autotune`) and `gpu_kernels` (the kernel tests, CUDA part: tensor cores in TF32
+# and f16 against the CPU). `run` writes OUTDIR (default gpu-report/):
+#   kernels.txt         the kernel tests, every case's error and share of its allowance
 #   cold.txt            a first process on empty caches: time per stage of the first (cold) and
 #                       second (warm) inversion, with kernels compiled / shapes autotuned per stage
 #   second_process.txt  the same in a second process on the caches the first one filled
 #   f32.txt             parity against upstream's outputs; time per stage; ms/image at batch 1, 8
-#   f16.txt, bf16.txt   half precisions (parity against the goldens and timing)
+#   f16.txt, bf16.txt   half precisions on the tensor cores (parity against the goldens, timing)
+#   tf32.txt            f32 tensors with TF32 tensor-core products (parity, timing)
 #   autotune_cold.txt, autotune_second.txt   the autotuned build, fresh caches then warm caches
 #   memory.csv          GPU memory used, sampled every 200 ms
 # The caches live in a fresh temporary folder per build. Set CUDA_LIB to the folder
@@ -30,7 +33,10 @@ build)
     strip -o gpu-bin/throughput-autotune target/release/examples/throughput
     cargo build --release --features cuda --example throughput
     strip -o gpu-bin/throughput target/release/examples/throughput
-    xz -9 -f gpu-bin/throughput gpu-bin/throughput-autotune
+    tests=$(cargo test --release --features cuda --test gpu_kernels --no-run --message-format=json \
+        | python3 -c 'import json, sys; print(*[m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")])')
+    strip -o gpu-bin/gpu_kernels "$tests"
+    xz -9 -f gpu-bin/throughput gpu-bin/throughput-autotune gpu-bin/gpu_kernels
     if [ -n "${UPSTREAM_SRC:-}" ] && [ -n "${UPSTREAM_BENCH:-}" ]; then
         stage=$(mktemp -d)
         mkdir -p "$stage/upstream/src" "$stage/upstream/bench"
@@ -50,7 +56,7 @@ run)
     export HYPERSTYLE_FIXTURES="$PWD/tests/fixtures"
     bin=gpu-bin/throughput
     tuned=gpu-bin/throughput-autotune
-    for b in "$bin" "$tuned"; do
+    for b in "$bin" "$tuned" gpu-bin/gpu_kernels; do
         [ -x "$b" ] || { xz -dkf "$b.xz"; chmod +x "$b"; }
     done
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$out/memory.csv" &
@@ -58,12 +64,14 @@ run)
     trap 'kill "$smi" 2>/dev/null || true' EXIT
     nvidia-smi >"$out/device.txt" 2>&1 || true
     cache="$(mktemp -d)/cache"  # outside OUTDIR: compiled kernels are many files
+    timeout 45 gpu-bin/gpu_kernels --nocapture --test-threads 1 >"$out/kernels.txt" 2>&1 || echo "exit $?" >>"$out/kernels.txt"
     timeout 60 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/cold.txt" 2>&1 || echo "exit $?" >>"$out/cold.txt"
     timeout 40 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/second_process.txt" 2>&1 || echo "exit $?" >>"$out/second_process.txt"
     timeout 60 "$bin" --cache-dir "$cache" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"
     timeout 40 "$bin" --cache-dir "$cache" --precision f16 --batches 1,8 --runs 3 >"$out/f16.txt" 2>&1 || echo "exit $?" >>"$out/f16.txt"
     timeout 40 "$bin" --cache-dir "$cache" --precision bf16 --batches 1,8 --runs 3 >"$out/bf16.txt" 2>&1 || echo "exit $?" >>"$out/bf16.txt"
-    timeout 90 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1 --runs 1 >"$out/autotune_cold.txt" 2>&1 || echo "exit $?" >>"$out/autotune_cold.txt"
+    timeout 40 "$bin" --cache-dir "$cache" --precision tf32 --batches 1,8 --runs 3 >"$out/tf32.txt" 2>&1 || echo "exit $?" >>"$out/tf32.txt"
+    timeout 60 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1 --runs 1 >"$out/autotune_cold.txt" 2>&1 || echo "exit $?" >>"$out/autotune_cold.txt"
     timeout 40 "$tuned" --cache-dir "$cache-autotune" --no-check --profile --batches 1,8 --runs 3 >"$out/autotune_second.txt" 2>&1 || echo "exit $?" >>"$out/autotune_second.txt"
     if [ -f gpu-bin/upstream.tar.xz ]; then
         up=$(mktemp -d)
@@ -72,7 +80,7 @@ run)
         timeout 40 "$bin" --cache-dir "$cache" --no-check --batches 1,8 --runs 5 --json >"$out/ours.json" 2>&1 || true
         timeout 60 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 --native-ops \
             >"$out/upstream_native.txt" 2>&1 || echo "exit $?" >>"$out/upstream_native.txt"
-        timeout 80 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 \
+        timeout 60 python3 "$up/upstream/bench/bench.py" --batch 1 8 --reps 5 \
             >"$out/upstream_jit.txt" 2>&1 || echo "exit $?" >>"$out/upstream_jit.txt"
         python3 - "$out" >"$out/side_by_side.md" <<'PY' || true
 import json, sys

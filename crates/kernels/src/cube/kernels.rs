@@ -15,61 +15,38 @@ use crate::conv::{transposed_size, Geometry};
 use crate::fir::upfirdn_size;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
+use super::engine::{EmulatedWmma, Engine, Units, Wmma};
+use super::TensorCores;
+use cubecl::features::MmaConfig;
+use cubecl::ir::{ElemType, FloatKind, StorageType as Storage};
+
 /// Output channels per cube of the convolution kernel.
-const TILE_M: usize = 64;
+pub(super) const TILE_M: usize = 64;
 /// Output pixels per cube of the convolution kernel.
-const TILE_N: usize = 64;
+pub(super) const TILE_N: usize = 64;
 /// Input channels (of one tap) staged per step.
-const TILE_K: usize = 16;
-/// Units per cube along each axis; each unit owns a 4 × 4 block of outputs.
-const UNITS: usize = 16;
+pub(super) const TILE_K: usize = 16;
+/// Units per cube along each axis: 256 units, eight groups of 32.
+pub(super) const UNITS: usize = 16;
 
-/// A convolution as an implicit matrix product, one cube per (64 output channels, 64 output
-/// pixels, sample[, phase]) tile: `out[b, o, p] = Σ_{tap,c} weight[b, o, c, tap] · x[b, c, p ⊕ tap]`.
-/// 256 units; each stages slabs of 16 channels of one tap into shared memory and accumulates a
-/// 4 × 4 block of outputs in registers (`f32`).
-///
-/// * `transposed == false`: a cross-correlation with stride `stride` and zero padding `pad`.
-/// * `transposed == true`: the stride-2, unpadded transposed convolution, split into its four
-///   output phases (`z % 4`: row parity, column parity). In a phase every output pixel takes
-///   the same taps, so no product is spent on the zeros a stride-2 transposed convolution
-///   inserts.
-///
-/// `x_batched` / `weight_batched` are 0 when all samples share `x[0]` / `weight[0]`.
-#[cube(launch_unchecked)]
+/// Where a cube's outputs lie: its sample, and for a transposed convolution its output phase
+/// (row parity `py`, column parity `px`), the grid of output pixels it covers and the taps that
+/// reach them.
+#[derive(CubeType, Clone, Copy)]
+pub(super) struct Placement {
+    batch: usize,
+    py: usize,
+    px: usize,
+    grid_w: usize,
+    pixels: usize,
+    taps_x: usize,
+    taps: usize,
+}
+
+#[cube]
 // `div_ceil(2)` does not expand inside `#[cube]` (the literal's type is not inferred there).
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
-fn conv_kernel<F: Float>(
-    x: &Tensor<F>,
-    weight: &Tensor<F>,
-    out: &mut Tensor<F>,
-    cin: u32,
-    height: u32,
-    width: u32,
-    cout: u32,
-    out_height: u32,
-    out_width: u32,
-    kernel: u32,
-    stride: u32,
-    pad: u32,
-    x_batched: u32,
-    weight_batched: u32,
-    #[comptime] transposed: bool,
-    #[define(F)] _dtype: StorageType,
-) {
-    let tx = UNIT_POS_X as usize;
-    let ty = UNIT_POS_Y as usize;
-    let unit = ty * UNITS + tx;
-    let n0 = CUBE_POS_X as usize * TILE_N;
-    let m0 = CUBE_POS_Y as usize * TILE_M;
-    let z = CUBE_POS_Z as usize;
-
-    let cin = cin as usize;
-    let (height, width) = (height as usize, width as usize);
-    let cout = cout as usize;
-    let kernel = kernel as usize;
-
-    // This cube's sample, phase, output grid and taps.
+#[allow(clippy::manual_div_ceil)]
+fn placement(z: usize, out_height: u32, out_width: u32, kernel: usize, #[comptime] transposed: bool) -> Placement {
     let mut batch = z;
     let mut py = 0usize;
     let mut px = 0usize;
@@ -86,18 +63,100 @@ fn conv_kernel<F: Float>(
         taps_y = (kernel - py + 1) / 2;
         taps_x = (kernel - px + 1) / 2;
     }
-    let pixels = grid_h * grid_w;
-
-    let x_base = batch * x_batched as usize * x.stride(0);
-    let w_base = batch * weight_batched as usize * weight.stride(0);
-
-    let mut a_tile = SharedMemory::<f32>::new(TILE_K * TILE_M);
-    let mut b_tile = SharedMemory::<f32>::new(TILE_K * TILE_N);
-    let mut acc = Array::<f32>::new(16usize);
-    #[unroll]
-    for i in 0..16usize {
-        acc[i] = 0.0;
+    Placement {
+        batch,
+        py,
+        px,
+        grid_w,
+        pixels: grid_h * grid_w,
+        taps_x,
+        taps: taps_y * taps_x,
     }
+}
+
+/// The output position of grid pixel `p` (row, column).
+#[cube]
+fn output_position(place: &Placement, p: usize, #[comptime] transposed: bool) -> (usize, usize) {
+    let mut oy = p / place.grid_w;
+    let mut ox = p % place.grid_w;
+    if transposed {
+        oy = oy * 2 + place.py;
+        ox = ox * 2 + place.px;
+    }
+    (oy, ox)
+}
+
+/// Writes `value` to output channel `o`, grid pixel `p`, when both exist.
+#[cube]
+pub(super) fn write_output<F: Float>(
+    out: &mut Tensor<F>,
+    place: &Placement,
+    cout: u32,
+    o: usize,
+    p: usize,
+    value: f32,
+    #[comptime] transposed: bool,
+) {
+    if o < cout as usize && p < place.pixels {
+        let (oy, ox) = output_position(place, p, transposed);
+        out[place.batch * out.stride(0) + o * out.stride(1) + oy * out.stride(2) + ox * out.stride(3)] =
+            F::cast_from(value);
+    }
+}
+
+/// A convolution as an implicit matrix product, one cube per (64 output channels, 64 output
+/// pixels, sample[, phase]) tile: `out[b, o, p] = Σ_{tap,c} weight[b, o, c, tap] · x[b, c, p ⊕ tap]`.
+/// The cube's 256 units stage slabs of 16 channels of one tap into shared memory (element type
+/// `E`); the engine `G` multiplies them into `f32` accumulators and writes the tile.
+///
+/// * `transposed == false`: a cross-correlation with stride `stride` and zero padding `pad`.
+/// * `transposed == true`: the stride-2, unpadded transposed convolution, split into its four
+///   output phases (`z % 4`: row parity, column parity). In a phase every output pixel takes
+///   the same taps, so no product is spent on the zeros a stride-2 transposed convolution
+///   inserts.
+///
+/// `x_batched` / `weight_batched` are 0 when all samples share `x[0]` / `weight[0]`. `M` is the
+/// operand type of tensor-core engines (unused by the others).
+#[cube(launch_unchecked)]
+// `div_ceil` does not expand inside `#[cube]` (the literal's type is not inferred there).
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+fn conv_kernel<F: Float, E: Float, M: CubePrimitive, G: Engine>(
+    x: &Tensor<F>,
+    weight: &Tensor<F>,
+    out: &mut Tensor<F>,
+    cin: u32,
+    height: u32,
+    width: u32,
+    cout: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel: u32,
+    stride: u32,
+    pad: u32,
+    x_batched: u32,
+    weight_batched: u32,
+    #[comptime] transposed: bool,
+    #[comptime] mma_k: usize,
+    #[define(F)] _dtype: StorageType,
+    #[define(E)] _stage_dtype: StorageType,
+    #[define(M)] _operand_dtype: StorageType,
+) {
+    let unit = UNIT_POS as usize;
+    let n0 = CUBE_POS_X as usize * TILE_N;
+    let m0 = CUBE_POS_Y as usize * TILE_M;
+    let place = placement(CUBE_POS_Z as usize, out_height, out_width, kernel as usize, transposed);
+
+    let cin = cin as usize;
+    let (height, width) = (height as usize, width as usize);
+    let x_base = place.batch * x_batched as usize * x.stride(0);
+    let w_base = place.batch * weight_batched as usize * weight.stride(0);
+
+    // Slabs: `a_tile[kk·64 + m]` = weight of output channel m0 + m, channel c0 + kk (an M × K
+    // matrix stored column by column); `b_tile[kk·64 + n]` = input of channel c0 + kk at the
+    // tap's source of pixel n0 + n (a K × N matrix stored row by row).
+    let mut a_tile = SharedMemory::<E>::new_aligned(TILE_K * TILE_M, 32usize);
+    let mut b_tile = SharedMemory::<E>::new_aligned(TILE_K * TILE_N, 32usize);
+    let mut acc = G::init(mma_k);
 
     // What this unit stages: weights of channel offset `a_kk` for output rows `a_m + 16·i`, and
     // input values of pixel `b_n` for channel offsets `b_kk + 4·i`. Both are fixed for the whole
@@ -107,26 +166,26 @@ fn conv_kernel<F: Float>(
     let b_n = unit % TILE_N;
     let b_kk = unit / TILE_N;
     let p = n0 + b_n;
-    let gy = p / grid_w;
-    let gx = p % grid_w;
+    let gy = p / place.grid_w;
+    let gx = p % place.grid_w;
 
     // The reduction runs tap by tap, and within a tap over channels in chunks of TILE_K.
     let chunks = (cin + TILE_K - 1) / TILE_K;
-    for t in 0..taps_y * taps_x {
-        let tap_y = t / taps_x;
-        let tap_x = t % taps_x;
+    for t in 0..place.taps {
+        let tap_y = t / place.taps_x;
+        let tap_x = t % place.taps_x;
         let mut ky = tap_y;
         let mut kx = tap_x;
         // Transposed: output 2·gy + py takes tap py + 2·tap_y from input gy − tap_y.
         let mut iy = (gy * stride as usize + tap_y) as i32 - pad as i32;
         let mut ix = (gx * stride as usize + tap_x) as i32 - pad as i32;
         if transposed {
-            ky = py + tap_y * 2;
-            kx = px + tap_x * 2;
+            ky = place.py + tap_y * 2;
+            kx = place.px + tap_x * 2;
             iy = gy as i32 - tap_y as i32;
             ix = gx as i32 - tap_x as i32;
         }
-        let inside = p < pixels && iy >= 0 && ix >= 0 && (iy as usize) < height && (ix as usize) < width;
+        let inside = p < place.pixels && iy >= 0 && ix >= 0 && (iy as usize) < height && (ix as usize) < width;
         let w_tap = w_base + ky * weight.stride(3) + kx * weight.stride(4);
 
         for chunk in 0..chunks {
@@ -136,9 +195,9 @@ fn conv_kernel<F: Float>(
                 let m = a_m + i * UNITS;
                 let o = m0 + m;
                 let c = c0 + a_kk;
-                let mut value = 0.0f32;
-                if o < cout && c < cin {
-                    value = f32::cast_from(weight[w_tap + o * weight.stride(1) + c * weight.stride(2)]);
+                let mut value = E::from_int(0);
+                if o < cout as usize && c < cin {
+                    value = E::cast_from(weight[w_tap + o * weight.stride(1) + c * weight.stride(2)]);
                 }
                 a_tile[a_kk * TILE_M + m] = value;
             }
@@ -146,54 +205,21 @@ fn conv_kernel<F: Float>(
             for i in 0..4usize {
                 let kk = b_kk + i * 4;
                 let c = c0 + kk;
-                let mut value = 0.0f32;
+                let mut value = E::from_int(0);
                 if inside && c < cin {
-                    value = f32::cast_from(
+                    value = E::cast_from(
                         x[x_base + c * x.stride(1) + iy as usize * x.stride(2) + ix as usize * x.stride(3)],
                     );
                 }
                 b_tile[kk * TILE_N + b_n] = value;
             }
             sync_cube();
-
-            #[unroll]
-            for kk in 0..TILE_K {
-                let a0 = a_tile[kk * TILE_M + ty];
-                let a1 = a_tile[kk * TILE_M + ty + UNITS];
-                let a2 = a_tile[kk * TILE_M + ty + UNITS * 2];
-                let a3 = a_tile[kk * TILE_M + ty + UNITS * 3];
-                #[unroll]
-                for j in 0..4usize {
-                    let b = b_tile[kk * TILE_N + tx + j * UNITS];
-                    acc[j] += a0 * b;
-                    acc[j + 4] += a1 * b;
-                    acc[j + 8] += a2 * b;
-                    acc[j + 12] += a3 * b;
-                }
-            }
+            G::accumulate::<E, M>(&a_tile, &b_tile, &mut acc, mma_k);
             sync_cube();
         }
     }
 
-    let o_base = batch * out.stride(0);
-    #[unroll]
-    for i in 0..4usize {
-        let o = m0 + ty + i * UNITS;
-        #[unroll]
-        for j in 0..4usize {
-            let p = n0 + tx + j * UNITS;
-            if o < cout && p < pixels {
-                let mut oy = p / grid_w;
-                let mut ox = p % grid_w;
-                if transposed {
-                    oy = oy * 2 + py;
-                    ox = ox * 2 + px;
-                }
-                out[o_base + o * out.stride(1) + oy * out.stride(2) + ox * out.stride(3)] =
-                    F::cast_from(acc[i * 4 + j]);
-            }
-        }
-    }
+    G::write::<F>(&acc, out, &place, m0, n0, cout, transposed);
 }
 
 /// `upfirdn2d` without decimation on every plane: output `(oy, ox)` sums the taps that land on
@@ -284,9 +310,60 @@ fn conv_cubes(pixels: usize, cout: usize, z: usize) -> CubeCount {
     CubeCount::Static(pixels.div_ceil(TILE_N) as u32, cout.div_ceil(TILE_M) as u32, z as u32)
 }
 
+/// The engine of a convolution launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Multiply {
+    /// [`Units`]: `f32` multiply-adds.
+    Units,
+    /// [`Wmma`] with operands of this type and reduction depth `k` per instruction.
+    Wmma { operand: Storage, k: usize },
+    /// [`EmulatedWmma`], laid out for instructions of reduction depth `k` (that of the dtype's
+    /// matrix instructions: 8 for f32 as TF32, 16 for the half types).
+    Emulated { k: usize },
+}
+
+/// What `setting` allows for `dtype` on `client`'s device: the matrix instructions where it has
+/// the 16 × 16 fragments they need (and 32-unit groups), else plain multiply-adds.
+fn multiply<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType, setting: TensorCores) -> Multiply {
+    let float = |kind| Storage::Scalar(ElemType::Float(kind));
+    let (operand, k) = match (setting, dtype) {
+        (TensorCores::Never, _) => return Multiply::Units,
+        (TensorCores::Emulated, DType::F32) => return Multiply::Emulated { k: 8 },
+        (TensorCores::Emulated, _) => return Multiply::Emulated { k: 16 },
+        (_, DType::F16) => (float(FloatKind::F16), 16),
+        (_, DType::BF16) => (float(FloatKind::BF16), 16),
+        (TensorCores::Tf32, DType::F32) => (float(FloatKind::TF32), 8),
+        _ => return Multiply::Units,
+    };
+    let config = MmaConfig {
+        a_type: operand,
+        b_type: operand,
+        cd_type: float(FloatKind::F32),
+        m: FRAGMENT_SIDE,
+        n: FRAGMENT_SIDE,
+        k: k as u32,
+    };
+    let hardware = &client.properties().hardware;
+    let groups_of_32 = hardware.plane_size_min == 32 && hardware.plane_size_max == 32;
+    if groups_of_32 && client.features().matmul.cmma.contains(&config) {
+        Multiply::Wmma { operand, k }
+    } else {
+        Multiply::Units
+    }
+}
+
+/// Side of the matrix instructions' fragments.
+const FRAGMENT_SIDE: u32 = 16;
+
 /// x `[n or 1, in, h, w]`, weight `[n or 1, out, in, k, k]` (same dtype as x, any strides: views
-/// such as transposes are read in place) → `[n, out, h', w']`; a batch of 1 is shared.
-pub(crate) fn conv<R: CubeRuntime>(x: CubeTensor<R>, weight: CubeTensor<R>, kind: ConvKind) -> CubeTensor<R> {
+/// such as transposes are read in place) → `[n, out, h', w']`; a batch of 1 is shared. `cores`
+/// says whether the products may run on the matrix units.
+pub(crate) fn conv<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    weight: CubeTensor<R>,
+    kind: ConvKind,
+    cores: TensorCores,
+) -> CubeTensor<R> {
     let [xb, cin, h, w] = x.meta.shape().dims::<4>();
     let [wb, cout, _, k, _] = weight.meta.shape().dims::<5>();
     let n = xb.max(wb);
@@ -311,33 +388,55 @@ pub(crate) fn conv<R: CubeRuntime>(x: CubeTensor<R>, weight: CubeTensor<R>, kind
         return out;
     }
     let client = x.client.clone();
-    let dtype = x.dtype;
-    // SAFETY: every global read happens under its bounds test (output channel < cout, channel
-    // < cin, input pixel inside the image, pixel < phase size), taps stay below k, shared-memory
-    // and register indices are below their sizes by construction (64 × 16 slabs, 4 × 4 blocks),
-    // and every write is to an output position that exists; the loops have fixed bounds.
-    unsafe {
-        conv_kernel::launch_unchecked::<R>(
-            &client,
-            cubes,
-            CubeDim::new_2d(UNITS as u32, UNITS as u32),
-            x.into_tensor_arg(),
-            weight.into_tensor_arg(),
-            out.clone().into_tensor_arg(),
-            cin as u32,
-            h as u32,
-            w as u32,
-            cout as u32,
-            oh as u32,
-            ow as u32,
-            k as u32,
-            stride as u32,
-            pad as u32,
-            u32::from(xb != 1),
-            u32::from(wb != 1),
-            transposed,
-            dtype.into(),
-        );
+    let dtype: Storage = x.dtype.into();
+    let engine = multiply(&client, x.dtype, cores);
+    // Plain multiply-adds stage f32 (converted once per value); the matrix instructions read
+    // their operands from slabs of the tensors' own type (TF32 operands from f32 slabs).
+    let (stage, operand, mma_k) = match engine {
+        Multiply::Units => (Storage::Scalar(ElemType::Float(FloatKind::F32)), dtype, 16),
+        Multiply::Emulated { k } => (Storage::Scalar(ElemType::Float(FloatKind::F32)), dtype, k),
+        Multiply::Wmma { operand, k } => (dtype, operand, k),
+    };
+    macro_rules! launch {
+        ($engine:ty) => {
+            // SAFETY: every global read happens under its bounds test (output channel < cout,
+            // channel < cin, input pixel inside the image, pixel < phase size), taps stay below
+            // k, shared-memory, register and fragment indices are below their sizes by
+            // construction (64 × 16 slabs, 4 × 4 blocks, 16 × 16 fragments at offsets inside the
+            // 64 × 64 tile), every write is to an output position that exists, and every unit
+            // runs the same loops (fixed bounds, no early exit), as the matrix instructions need.
+            unsafe {
+                conv_kernel::launch_unchecked::<$engine, R>(
+                    &client,
+                    cubes,
+                    CubeDim::new_2d(UNITS as u32, UNITS as u32),
+                    x.into_tensor_arg(),
+                    weight.into_tensor_arg(),
+                    out.clone().into_tensor_arg(),
+                    cin as u32,
+                    h as u32,
+                    w as u32,
+                    cout as u32,
+                    oh as u32,
+                    ow as u32,
+                    k as u32,
+                    stride as u32,
+                    pad as u32,
+                    u32::from(xb != 1),
+                    u32::from(wb != 1),
+                    transposed,
+                    mma_k,
+                    dtype,
+                    stage,
+                    operand,
+                )
+            }
+        };
+    }
+    match engine {
+        Multiply::Units => launch!(Units),
+        Multiply::Wmma { .. } => launch!(Wmma),
+        Multiply::Emulated { .. } => launch!(EmulatedWmma),
     }
     out
 }

@@ -14,10 +14,12 @@
 // the dispatch unused.
 #![cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code, unused_imports))]
 
+mod engine;
 mod kernels;
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
@@ -46,15 +48,60 @@ trait CubeOp: fmt::Debug + Send + Sync + 'static {
     fn run<R: CubeRuntime>(&self, inputs: Vec<CubeTensor<R>>) -> CubeTensor<R>;
 }
 
+/// When the convolution kernel (and the matrix products, which run on it) may multiply on the
+/// GPU's matrix units: tensor cores, through CubeCL's `cmma` (WMMA on CUDA). A process-wide
+/// setting, [`set_tensor_cores`]; each call takes the value current when it is made.
+///
+/// Without matrix units for the case at hand (a device without them, wgpu, a dtype they do not
+/// take) the kernel multiplies on the plain units, whatever the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TensorCores {
+    /// For f16 and bf16 tensors: their products are exact in f32 and the sums stay f32, so the
+    /// results equal the plain kernel's up to summation order. f32 tensors stay full f32. The
+    /// default.
+    #[default]
+    HalfPrecision,
+    /// As [`TensorCores::HalfPrecision`], and f32 tensors as TF32 too: each operand keeps 10 of
+    /// its 23 fraction bits (cut, not rounded: a relative error below 2⁻¹⁰ per operand, so
+    /// below 2⁻⁹ per product), with f32 sums. Several times faster on GPUs with TF32 units.
+    Tf32,
+    /// Never: every product on the plain units, in f32.
+    Never,
+    /// A testing aid: the tensor-core kernel's fragment layout and data movement with plain code
+    /// in place of each matrix instruction (f32 products), on any device and dtype.
+    #[doc(hidden)]
+    Emulated,
+}
+
+static TENSOR_CORES: AtomicU8 = AtomicU8::new(0);
+
+/// Sets when later kernel calls may use the matrix units (see [`TensorCores`]).
+pub fn set_tensor_cores(cores: TensorCores) {
+    TENSOR_CORES.store(cores as u8, Ordering::Relaxed);
+}
+
+/// The current [`TensorCores`] setting.
+pub fn tensor_cores() -> TensorCores {
+    match TENSOR_CORES.load(Ordering::Relaxed) {
+        1 => TensorCores::Tf32,
+        2 => TensorCores::Never,
+        3 => TensorCores::Emulated,
+        _ => TensorCores::HalfPrecision,
+    }
+}
+
 #[derive(Debug)]
-struct Conv(ConvKind);
+struct Conv {
+    kind: ConvKind,
+    cores: TensorCores,
+}
 
 impl CubeOp for Conv {
     const NAME: &'static str = "hyperstyle_conv";
     fn run<R: CubeRuntime>(&self, mut inputs: Vec<CubeTensor<R>>) -> CubeTensor<R> {
         let weight = inputs.pop().expect("conv takes x and weight");
         let x = inputs.pop().expect("conv takes x and weight");
-        kernels::conv(x, weight, self.0)
+        kernels::conv(x, weight, self.kind, self.cores)
     }
 }
 
@@ -65,6 +112,7 @@ impl CubeOp for Conv {
 struct Matmul {
     /// The output's own shape (rank 2 or 3).
     shape: Vec<usize>,
+    cores: TensorCores,
 }
 
 impl CubeOp for Matmul {
@@ -83,7 +131,7 @@ impl CubeOp for Matmul {
         };
         let weight = as_conv(lhs, &[1, 1]);
         let x = as_conv(rhs, &[1]);
-        let out = kernels::conv(x, weight, ConvKind::Direct { stride: 1, pad: 0 });
+        let out = kernels::conv(x, weight, ConvKind::Direct { stride: 1, pad: 0 }, self.cores);
         reshape(out, Shape::from(self.shape.clone()))
     }
 }
@@ -274,11 +322,15 @@ fn conv_with<B: Backend>(x: &Tensor<B, 4>, weights: &Tensor<B, 5>, kind: ConvKin
         }
     }
     let shape = [n, cout, kind.out_size(h, k), kind.out_size(w, k)];
-    apply(Conv(kind), primitives(x, weights)?, shape)
+    let op = Conv {
+        kind,
+        cores: tensor_cores(),
+    };
+    apply(op, primitives(x, weights)?, shape)
 }
 
-/// `lhs.matmul(rhs)` with `f32` products and sums (no TF32 tensor-core rounding): `[m, k] × [k,
-/// n]`, or batched `[batch or 1, m, k] × [batch or 1, k, n]`.
+/// `lhs.matmul(rhs)` with `f32` sums, and `f32` products unless [`TensorCores::Tf32`] is set:
+/// `[m, k] × [k, n]`, or batched `[batch or 1, m, k] × [batch or 1, k, n]`.
 pub fn matmul<B: Backend, const D: usize>(lhs: &Tensor<B, D>, rhs: &Tensor<B, D>) -> Option<Tensor<B, D>> {
     if D != 2 && D != 3 {
         return None;
@@ -294,7 +346,10 @@ pub fn matmul<B: Backend, const D: usize>(lhs: &Tensor<B, D>, rhs: &Tensor<B, D>
         shape[0] = shape[0].max(rdims[0]);
     }
     shape[D - 1] = rdims[D - 1];
-    let op = Matmul { shape: shape.to_vec() };
+    let op = Matmul {
+        shape: shape.to_vec(),
+        cores: tensor_cores(),
+    };
     apply(op, primitives(lhs, rhs)?, shape)
 }
 

@@ -140,8 +140,8 @@ fn c_offset(side: usize) -> usize {
     (group() / 2) * FRAGMENT * TILE_N + ((group() % 2) * 2 + side) * FRAGMENT
 }
 
-/// After every group stored its fragments into `c_tile` (64 × 64, row-major): each unit writes
-/// the outputs of the [`Units`] pattern from it.
+/// After every group stored its fragments into `c_tile` (64 × 64, row-major): each unit takes
+/// the outputs of the [`Units`] pattern from it and writes them as [`Units`] does.
 #[cube]
 fn write_staged<F: Float>(
     c_tile: &SharedMemory<f32>,
@@ -154,14 +154,12 @@ fn write_staged<F: Float>(
 ) {
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
+    let mut block = Array::<f32>::new(16usize);
     #[unroll]
-    for i in 0..4usize {
-        #[unroll]
-        for j in 0..4usize {
-            let (m, n) = (ty + i * UNITS, tx + j * UNITS);
-            write_output::<F>(out, place, cout, m0 + m, n0 + n, c_tile[m * TILE_N + n], transposed);
-        }
+    for i in 0..16usize {
+        block[i] = c_tile[(ty + (i / 4) * UNITS) * TILE_N + tx + (i % 4) * UNITS];
     }
+    Units::write::<F>(&block, out, place, m0, n0, cout, transposed);
 }
 
 /// A zeroed 16 × 16 `f32` accumulator fragment.

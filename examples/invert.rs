@@ -91,6 +91,8 @@ struct Args {
     offsets_f16: bool,
     /// Float type of every tensor on the device: f32, f16 or bf16. The half types halve the
     /// memory (and are faster on GPUs with tensor cores) at a small error (BENCHMARKS.md).
+    /// tf32: f32 tensors whose convolution and matrix-product operands keep 10 fraction bits on
+    /// NVIDIA tensor cores (CUDA; elsewhere the same as f32).
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// How per-sample convolutions run on backends without native kernels: per-sample (dense conv

@@ -38,7 +38,8 @@ struct Args {
     /// Timed runs per batch size, after one untimed warm-up run.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
     runs: u64,
-    /// Float type of every tensor: f32, f16 or bf16.
+    /// Float type of every tensor: f32, f16 or bf16; or tf32 (f32 tensors, TF32 tensor-core
+    /// products on CUDA).
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// Per-sample convolutions on backends without native kernels: per-sample or gemm (the CPU,

@@ -65,6 +65,11 @@ run)
     nvidia-smi >"$out/device.txt" 2>&1 || true
     cache="$(mktemp -d)/cache"  # outside OUTDIR: compiled kernels are many files
     timeout 45 gpu-bin/gpu_kernels --nocapture --test-threads 1 >"$out/kernels.txt" 2>&1 || echo "exit $?" >>"$out/kernels.txt"
+    if ! grep -q "test result: ok" "$out/kernels.txt"; then
+        # Keep the other measurements: half precisions on the plain engine (tf32.txt still tries).
+        export HYPERSTYLE_TENSOR_CORES=never
+        echo "kernel tests failed: HYPERSTYLE_TENSOR_CORES=never for the runs after them" >>"$out/kernels.txt"
+    fi
     timeout 60 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/cold.txt" 2>&1 || echo "exit $?" >>"$out/cold.txt"
     timeout 40 "$bin" --cache-dir "$cache" --no-check --profile --batches 1 --runs 1 >"$out/second_process.txt" 2>&1 || echo "exit $?" >>"$out/second_process.txt"
     timeout 60 "$bin" --cache-dir "$cache" --profile --batches 1,8 --runs 3 >"$out/f32.txt" 2>&1 || echo "f32: exit $?" >>"$out/f32.txt"

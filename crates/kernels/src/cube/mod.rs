@@ -50,7 +50,9 @@ trait CubeOp: fmt::Debug + Send + Sync + 'static {
 
 /// When the convolution kernel (and the matrix products, which run on it) may multiply on the
 /// GPU's matrix units: tensor cores, through CubeCL's `cmma` (WMMA on CUDA). A process-wide
-/// setting, [`set_tensor_cores`]; each call takes the value current when it is made.
+/// setting: [`set_tensor_cores`], or at start-up the variable [`TENSOR_CORES_VAR`]
+/// (`HYPERSTYLE_TENSOR_CORES=half|tf32|never`). Each call takes the value current when it is
+/// made.
 ///
 /// Without matrix units for the case at hand (a device without them, wgpu, a dtype they do not
 /// take) the kernel multiplies on the plain units, whatever the setting.
@@ -73,20 +75,60 @@ pub enum TensorCores {
     Emulated,
 }
 
-static TENSOR_CORES: AtomicU8 = AtomicU8::new(0);
+/// The setting as `TensorCores as u8`, or [`UNSET`] before the first read or write.
+static TENSOR_CORES: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+/// The variable whose value, if set, is the setting a process starts with: `half` (the
+/// default), `tf32` or `never`.
+pub const TENSOR_CORES_VAR: &str = "HYPERSTYLE_TENSOR_CORES";
+
+impl TensorCores {
+    const ALL: [TensorCores; 4] = [
+        TensorCores::HalfPrecision,
+        TensorCores::Tf32,
+        TensorCores::Never,
+        TensorCores::Emulated,
+    ];
+
+    /// The setting named `name` (`half`, `tf32`, `never`; any case), as [`TENSOR_CORES_VAR`]
+    /// takes it.
+    pub fn from_name(name: &str) -> Option<TensorCores> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "half" => Some(TensorCores::HalfPrecision),
+            "tf32" => Some(TensorCores::Tf32),
+            "never" => Some(TensorCores::Never),
+            "emulated" => Some(TensorCores::Emulated),
+            _ => None,
+        }
+    }
+}
 
 /// Sets when later kernel calls may use the matrix units (see [`TensorCores`]).
 pub fn set_tensor_cores(cores: TensorCores) {
     TENSOR_CORES.store(cores as u8, Ordering::Relaxed);
 }
 
-/// The current [`TensorCores`] setting.
+/// The current [`TensorCores`] setting: the last one set, else the one named by
+/// [`TENSOR_CORES_VAR`] (an unknown name is reported on stderr once and ignored), else
+/// [`TensorCores::HalfPrecision`].
 pub fn tensor_cores() -> TensorCores {
-    match TENSOR_CORES.load(Ordering::Relaxed) {
-        1 => TensorCores::Tf32,
-        2 => TensorCores::Never,
-        3 => TensorCores::Emulated,
-        _ => TensorCores::HalfPrecision,
+    let current = TENSOR_CORES.load(Ordering::Relaxed);
+    if let Some(&cores) = TensorCores::ALL.get(usize::from(current)) {
+        return cores;
+    }
+    let from_env = std::env::var(TENSOR_CORES_VAR).ok().and_then(|name| {
+        let cores = TensorCores::from_name(&name);
+        if cores.is_none() {
+            eprintln!("{TENSOR_CORES_VAR}={name:?} is not one of half, tf32, never: ignored");
+        }
+        cores
+    });
+    let cores = from_env.unwrap_or_default();
+    // A concurrent `set_tensor_cores` wins over the environment.
+    match TENSOR_CORES.compare_exchange(UNSET, cores as u8, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => cores,
+        Err(_) => tensor_cores(),
     }
 }
 
@@ -367,4 +409,24 @@ pub fn upfirdn2d<B: Backend>(x: &Tensor<B, 4>, fir: &Tensor<B, 4>, up: usize, pa
         return None;
     }
     apply(Upfirdn { up, pad }, primitives(x, fir)?, [n, c, oh, ow])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TensorCores;
+
+    #[test]
+    fn setting_names() {
+        for (name, cores) in [
+            ("half", TensorCores::HalfPrecision),
+            ("TF32", TensorCores::Tf32),
+            (" never\n", TensorCores::Never),
+        ] {
+            assert_eq!(TensorCores::from_name(name), Some(cores), "{name:?}");
+        }
+        assert_eq!(TensorCores::from_name("always"), None);
+        for (i, cores) in TensorCores::ALL.into_iter().enumerate() {
+            assert_eq!(cores as usize, i, "ALL is in discriminant order");
+        }
+    }
 }

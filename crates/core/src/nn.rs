@@ -9,9 +9,10 @@ use crate::error::Result;
 use crate::weights::{tensor_values, Weights};
 
 /// `lhs.matmul(rhs)` (rank 2 or 3). On Burn's CubeCL GPU backends (feature `cube`) it runs
-/// `hyperstyle_kernels::cube::matmul`: plain `f32` products and sums, where Burn's matrix product
-/// may use TF32 tensor cores on recent NVIDIA GPUs (about 1e-3 relative error), and one kernel
-/// for every shape. Elsewhere it is Burn's `matmul`.
+/// `hyperstyle_kernels::cube::matmul`: `f32` products and sums for `f32` tensors unless TF32 is
+/// switched on (`hyperstyle_kernels::cube::TensorCores`), where Burn's matrix product may use
+/// TF32 tensor cores on recent NVIDIA GPUs anyway (about 1e-3 relative error), and one kernel for
+/// every shape. Elsewhere it is Burn's `matmul`.
 pub fn matmul<B: Backend, const D: usize>(lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "cube")]
     if let Some(y) = hyperstyle_kernels::cube::matmul(&lhs, &rhs) {

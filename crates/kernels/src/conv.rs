@@ -9,7 +9,7 @@
 //! convolution, with no zero insertion and no scatter-add.
 //!
 //! Work is split into (sample, phase, band of output rows) items that run in parallel; each item
-//! unfolds its band into a column buffer of about [`COLUMN_BYTES`] (cache-sized, so the unfolded
+//! unfolds its band into a column buffer of about `COLUMN_BYTES` (cache-sized, so the unfolded
 //! input never exists in full) and multiplies it by the packed kernel with `gemm`.
 
 use gemm::Parallelism;

@@ -13,9 +13,9 @@
 //!   large buffer.
 //!
 //! Work is spread over rayon's thread pool; GEMM uses the `gemm` crate's micro-kernels (AVX-512
-//! where the CPU has it, chosen at run time). With the `flex` feature, [`flex`] runs them on Burn
+//! where the CPU has it, chosen at run time). With the `flex` feature, `flex` runs them on Burn
 //! tensors of the burn-flex CPU backend and declines every other backend, so model code can call
-//! them first and fall back to its tensor-operation form. With `wgpu` / `cuda`, [`cube`] does the
+//! them first and fall back to its tensor-operation form. With `wgpu` / `cuda`, `cube` does the
 //! same on the GPU backends with CubeCL kernels (convolutions with shared or per-sample kernels,
 //! matrix products, FIR resampling).
 

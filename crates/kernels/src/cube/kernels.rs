@@ -1,8 +1,8 @@
 //! The GPU kernels and their launchers on CubeCL tensors.
 //!
 //! Both kernels read their inputs through strides, accumulate in `f32` whatever the storage type
-//! (`f32`, `f16`, `bf16`), and have no tuning step: one compiled kernel per storage type and
-//! variant serves every shape. They guard every access themselves, so they launch without the
+//! (`f32`, `f16`, `bf16`), and have no tuning step: one compiled kernel per storage type, variant
+//! and engine (`super::engine`: plain multiply-adds or tensor cores) serves every shape. They guard every access themselves, so they launch without the
 //! runtime's per-access bounds checks.
 
 use burn::tensor::{DType, Shape};

@@ -1,14 +1,15 @@
 //! The kernels on Burn tensors of the CubeCL GPU backends (wgpu, CUDA), with or without Burn's
 //! fusion.
 //!
-//! Like [`crate::flex`], every function is generic over `B: Backend` and returns `None` unless `B`
+//! Like `crate::flex`, every function is generic over `B: Backend` and returns `None` unless `B`
 //! is a CubeCL backend of a runtime this build knows (feature `wgpu`: `WgpuRuntime`, feature
 //! `cuda`: `CudaRuntime`) and the inputs share one float dtype; the caller then runs its
 //! tensor-operation form. Under fusion each call is registered as one custom operation, so it
 //! takes its place in the lazy stream like any other.
 //!
-//! The kernels ([`kernels`]) need no autotuning: one compiled kernel per storage type and variant
-//! serves every shape, which keeps a cold start to a handful of compilations.
+//! The kernels (`kernels.rs`) need no autotuning: one compiled kernel per storage type, variant and
+//! engine serves every shape, which keeps a cold start to a handful of compilations. Where the
+//! GPU has matrix units the convolution kernel can multiply on them ([`TensorCores`]).
 
 // `cube` without `wgpu` or `cuda` compiles the kernels but recognises no backend, which leaves
 // the dispatch unused.

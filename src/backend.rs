@@ -119,14 +119,10 @@ impl FromStr for Precision {
 pub fn set_precision<B: Backend>(device: &B::Device, precision: Precision) -> Result<()> {
     GpuRuntime::install_default_once();
     let int = <<B as BackendTypes>::IntElem as Element>::dtype();
-    match set_default_dtypes::<B>(device, precision.dtype(), int) {
-        Ok(()) => {
-            tf32(precision == Precision::Tf32);
-            Ok(())
-        }
+    let set = match set_default_dtypes::<B>(device, precision.dtype(), int) {
+        Ok(()) => Ok(()),
         Err(err) => {
             if DType::from(get_device_settings::<B>(device).float_dtype) == DType::from(precision.dtype()) {
-                tf32(precision == Precision::Tf32);
                 Ok(())
             } else {
                 Err(Error::Precision {
@@ -135,7 +131,11 @@ pub fn set_precision<B: Backend>(device: &B::Device, precision: Precision) -> Re
                 })
             }
         }
+    };
+    if set.is_ok() {
+        tf32(precision == Precision::Tf32);
     }
+    set
 }
 
 /// Switches TF32 products on or off for the GPU kernels (a user's other tensor-core setting

@@ -15,7 +15,7 @@ use cubecl::prelude::*;
 use super::kernels::{write_output, Placement, TILE_K, TILE_M, TILE_N, UNITS};
 
 /// Side of a matrix-instruction fragment.
-const FRAGMENT: usize = 16;
+pub(super) const FRAGMENT: usize = 16;
 /// Units per group that shares fragments.
 const GROUP: usize = 32;
 

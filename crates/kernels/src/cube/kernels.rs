@@ -15,7 +15,7 @@ use crate::conv::{transposed_size, Geometry};
 use crate::fir::upfirdn_size;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
-use super::engine::{EmulatedWmma, Engine, Units, Wmma};
+use super::engine::{EmulatedWmma, Engine, Units, Wmma, FRAGMENT};
 use super::TensorCores;
 use cubecl::features::MmaConfig;
 use cubecl::ir::{ElemType, FloatKind, StorageType as Storage};
@@ -339,8 +339,8 @@ fn multiply<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType, setting: Te
         a_type: operand,
         b_type: operand,
         cd_type: float(FloatKind::F32),
-        m: FRAGMENT_SIDE,
-        n: FRAGMENT_SIDE,
+        m: FRAGMENT as u32,
+        n: FRAGMENT as u32,
         k: k as u32,
     };
     let hardware = &client.properties().hardware;
@@ -351,9 +351,6 @@ fn multiply<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType, setting: Te
         Multiply::Units
     }
 }
-
-/// Side of the matrix instructions' fragments.
-const FRAGMENT_SIDE: u32 = 16;
 
 /// x `[n or 1, in, h, w]`, weight `[n or 1, out, in, k, k]` (same dtype as x, any strides: views
 /// such as transposes are read in place) → `[n, out, h', w']`; a batch of 1 is shared. `cores`

@@ -17,6 +17,9 @@
 #   memory.csv          GPU memory used, sampled every 200 ms
 # The caches live in a fresh temporary folder per build. Set CUDA_LIB to the folder
 # holding libnvrtc if it is not on the library path.
+# With CUDA_PATH set for `build` (CUDA headers under $CUDA_PATH/include, libnvrtc on the library
+# path, and a Vulkan driver for wgpu, software is enough), `build` first checks that every kernel
+# variant's CUDA source compiles under NVRTC for sm_80 / sm_89 / sm_90a; no GPU is needed.
 #
 # Side by side with the upstream PyTorch implementation on the same GPU: set UPSTREAM_SRC (an
 # upstream checkout) and UPSTREAM_BENCH (a timing script printing the JSON lines described in
@@ -29,6 +32,9 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
 build)
     mkdir -p gpu-bin
+    if [ -n "${CUDA_PATH:-}" ]; then
+        cargo test --release -p hyperstyle-kernels --features cuda,wgpu --lib cuda_source
+    fi
     cargo build --release --features cuda,autotune --example throughput
     strip -o gpu-bin/throughput-autotune target/release/examples/throughput
     cargo build --release --features cuda --example throughput

@@ -322,33 +322,66 @@ enum Multiply {
     Emulated { k: usize },
 }
 
-/// What `setting` allows for `dtype` on `client`'s device: the matrix instructions where it has
-/// the 16 × 16 fragments they need (and 32-unit groups), else plain multiply-adds.
-fn multiply<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType, setting: TensorCores) -> Multiply {
-    let float = |kind| Storage::Scalar(ElemType::Float(kind));
-    let (operand, k) = match (setting, dtype) {
-        (TensorCores::Never, _) => return Multiply::Units,
-        (TensorCores::Emulated, DType::F32) => return Multiply::Emulated { k: 8 },
-        (TensorCores::Emulated, _) => return Multiply::Emulated { k: 16 },
-        (_, DType::F16) => (float(FloatKind::F16), 16),
-        (_, DType::BF16) => (float(FloatKind::BF16), 16),
-        (TensorCores::Tf32, DType::F32) => (float(FloatKind::TF32), 8),
-        _ => return Multiply::Units,
-    };
-    let config = MmaConfig {
-        a_type: operand,
-        b_type: operand,
-        cd_type: float(FloatKind::F32),
-        m: FRAGMENT as u32,
-        n: FRAGMENT as u32,
-        k: k as u32,
-    };
-    let hardware = &client.properties().hardware;
-    let groups_of_32 = hardware.plane_size_min == 32 && hardware.plane_size_max == 32;
-    if groups_of_32 && client.features().matmul.cmma.contains(&config) {
-        Multiply::Wmma { operand, k }
-    } else {
-        Multiply::Units
+impl Multiply {
+    /// The engine `setting` asks for with `dtype` tensors, before asking the device: matrix
+    /// instructions for the half types (and for f32 as TF32 where allowed).
+    fn wanted(dtype: DType, setting: TensorCores) -> Multiply {
+        let float = |kind| Storage::Scalar(ElemType::Float(kind));
+        match (setting, dtype) {
+            (TensorCores::Never, _) => Multiply::Units,
+            (TensorCores::Emulated, DType::F32) => Multiply::Emulated { k: 8 },
+            (TensorCores::Emulated, _) => Multiply::Emulated { k: 16 },
+            (_, DType::F16) => Multiply::Wmma {
+                operand: float(FloatKind::F16),
+                k: 16,
+            },
+            (_, DType::BF16) => Multiply::Wmma {
+                operand: float(FloatKind::BF16),
+                k: 16,
+            },
+            (TensorCores::Tf32, DType::F32) => Multiply::Wmma {
+                operand: float(FloatKind::TF32),
+                k: 8,
+            },
+            _ => Multiply::Units,
+        }
+    }
+
+    /// What `setting` allows for `dtype` on `client`'s device: the matrix instructions where it
+    /// has the 16 × 16 fragments they need (and 32-unit groups), else plain multiply-adds.
+    fn on<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType, setting: TensorCores) -> Multiply {
+        let wanted = Multiply::wanted(dtype, setting);
+        let Multiply::Wmma { operand, k } = wanted else {
+            return wanted;
+        };
+        let config = MmaConfig {
+            a_type: operand,
+            b_type: operand,
+            cd_type: Storage::Scalar(ElemType::Float(FloatKind::F32)),
+            m: FRAGMENT as u32,
+            n: FRAGMENT as u32,
+            k: k as u32,
+        };
+        let hardware = &client.properties().hardware;
+        let groups_of_32 = hardware.plane_size_min == 32 && hardware.plane_size_max == 32;
+        if groups_of_32 && client.features().matmul.cmma.contains(&config) {
+            wanted
+        } else {
+            Multiply::Units
+        }
+    }
+
+    /// `(stage, operand, k)` of the kernel for `dtype` tensors: the shared-memory slabs' type,
+    /// the fragment operand type and the reduction depth per step. Plain multiply-adds stage
+    /// f32 (converted once per value); the matrix instructions read their operands from slabs
+    /// of the tensors' own type (TF32 operands from f32 slabs).
+    fn types(self, dtype: Storage) -> (Storage, Storage, usize) {
+        let f32_ = Storage::Scalar(ElemType::Float(FloatKind::F32));
+        match self {
+            Multiply::Units => (f32_, dtype, 16),
+            Multiply::Emulated { k } => (f32_, dtype, k),
+            Multiply::Wmma { operand, k } => (dtype, operand, k),
+        }
     }
 }
 
@@ -386,14 +419,8 @@ pub(crate) fn conv<R: CubeRuntime>(
     }
     let client = x.client.clone();
     let dtype: Storage = x.dtype.into();
-    let engine = multiply(&client, x.dtype, cores);
-    // Plain multiply-adds stage f32 (converted once per value); the matrix instructions read
-    // their operands from slabs of the tensors' own type (TF32 operands from f32 slabs).
-    let (stage, operand, mma_k) = match engine {
-        Multiply::Units => (Storage::Scalar(ElemType::Float(FloatKind::F32)), dtype, 16),
-        Multiply::Emulated { k } => (Storage::Scalar(ElemType::Float(FloatKind::F32)), dtype, k),
-        Multiply::Wmma { operand, k } => (dtype, operand, k),
-    };
+    let engine = Multiply::on(&client, x.dtype, cores);
+    let (stage, operand, mma_k) = engine.types(dtype);
     macro_rules! launch {
         ($engine:ty) => {
             // SAFETY: every global read happens under its bounds test (output channel < cout,
@@ -480,3 +507,6 @@ pub(crate) fn upfirdn2d<R: CubeRuntime>(
     }
     out
 }
+
+#[cfg(all(test, feature = "cuda", feature = "wgpu"))]
+mod cuda_source;

@@ -90,7 +90,11 @@ struct Face {
     landmarks: Vec<Point>,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     // The message, not the error's Debug form, is what `main` shows.
     let mut aligner = face_aligner(&args.landmarks, args.faces).map_err(|e| format!("--landmarks {e}"))?;

@@ -425,7 +425,11 @@ fn load_edit(
     })
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), common::BoxError> {
     let args = Args::parse();
     // Before the models: a missing or wrong --landmarks file is reported at once.
     let aligner = args.align.aligner()?;

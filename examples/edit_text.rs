@@ -58,7 +58,11 @@ struct Args {
     inputs: Vec<PathBuf>,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();

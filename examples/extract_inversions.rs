@@ -57,7 +57,11 @@ struct Args {
     input: Option<PathBuf>,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), BoxError> {
     let args = Args::parse();
     if !args.demo && args.model.model.is_none() {
         return Err("give --model and --w-encoder with an input folder, or --demo (see --help)".into());

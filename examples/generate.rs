@@ -7,6 +7,8 @@
 //! The model is a converted rosinality generator (`weights-convert stylegan2-ffhq-config-f.pt
 //! stylegan2-ffhq-config-f.safetensors`) or a converted HyperStyle checkpoint (its decoder).
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -48,7 +50,11 @@ struct Args {
     output: PathBuf,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), common::BoxError> {
     let args = Args::parse();
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example hypernet_memory -- 1 8`
 
+mod common;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use hyperstyle::backend::Cpu as B;
@@ -24,7 +26,11 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), common::BoxError> {
     let batches: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let batches = if batches.is_empty() { vec![1, 8] } else { batches };
     let device = Default::default();

@@ -10,6 +10,8 @@
 //! The weight files are converted with `weights-convert`: torchvision's `alexnet-owt-*.pth`,
 //! LPIPS v0.1's `alex.pth` and ArcFace's `model_ir_se50.pth`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use hyperstyle::io::{load_image, normalize};
 use hyperstyle_metrics::{l2, IdSimilarity, Lpips, MsSsim};
 use indicatif::{ProgressBar, ProgressStyle};
 
-type BoxError = Box<dyn std::error::Error>;
+use common::BoxError;
 
 /// Side of the square every image is resized to (upstream's `Resize((256, 256))`).
 const SIDE: usize = 256;
@@ -234,13 +236,7 @@ fn run_step(
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), BoxError> {

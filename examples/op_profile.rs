@@ -12,6 +12,8 @@
 //! the FIR filter as a one-channel conv, separate element-wise operations): the "before" of the
 //! CPU kernels. Times are the median of `--reps` runs after a warm-up run.
 
+mod common;
+
 use std::time::Instant;
 
 use burn::backend::Flex;
@@ -113,7 +115,11 @@ fn per_sample(
     Tensor::cat(out, 0)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), common::BoxError> {
     let args = Args::parse();
     if args.reuse_freed_memory {
         hyperstyle::backend::reuse_freed_memory();

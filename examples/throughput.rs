@@ -12,6 +12,8 @@
 //! the criterion benches (`cargo bench --bench inversion`); this example gives a quick report per
 //! configuration, e.g. on a GPU machine.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
@@ -73,7 +75,11 @@ struct Args {
     json: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    common::exit(run())
+}
+
+fn run() -> Result<(), common::BoxError> {
     let args = Args::parse();
     // Many large buffers come and go during a pass: keep freed memory for reuse (BENCHMARKS.md).
     hyperstyle::backend::reuse_freed_memory();

@@ -170,7 +170,11 @@ struct Args {
     seed: u64,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
+    common::exit(start())
+}
+
+fn start() -> Result<(), BoxError> {
     reuse_freed_memory();
     let mut args = Args::parse();
     if args.demo {

@@ -22,8 +22,20 @@ use hyperstyle::{Domain, HyperStyle};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// The error type of the examples' `main`.
+/// The error type of the examples' `run`.
 pub type BoxError = Box<dyn std::error::Error>;
+
+/// The examples' exit: success, or the error's message (which names its causes) on stderr and
+/// exit status 1.
+pub fn exit(result: Result<(), BoxError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// `--model`, `--w-encoder`, `--domain`: a converted HyperStyle model, or the bundled demo.
 #[derive(clap::Args)]

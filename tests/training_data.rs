@@ -294,6 +294,45 @@ fn latents_dataset_reads_inversions_and_codes() {
 }
 
 #[test]
+fn the_originals_latents_file_converts_and_loads() {
+    use hyperstyle::torch_file::{write_checkpoint, Entry, Tensor};
+    use weights_convert::{convert_file, ConvertOptions};
+    let root = tempfile::tempdir().unwrap();
+    let (inversions, targets, _) = pre_extracted(root.path(), 2, |_| None);
+    // As the original's pre-extraction saves them: `torch.save({name: code})`, W+ codes and a
+    // single W vector.
+    let wplus: Vec<f32> = (0..DEFAULT_N_STYLES * LATENT_DIM).map(|i| i as f32 * 0.5).collect();
+    let w: Vec<f32> = (0..LATENT_DIM).map(|i| -(i as f32)).collect();
+    let (wplus_shape, w_shape) = ([DEFAULT_N_STYLES, LATENT_DIM], [LATENT_DIM]);
+    let pt = root.path().join("latents.pt");
+    let entries = [
+        (inversion_name(0), Entry::Tensor(Tensor::new(&wplus_shape, &wplus))),
+        (inversion_name(1), Entry::Tensor(Tensor::new(&w_shape, &w))),
+    ];
+    write_checkpoint(&pt, &entries).unwrap();
+    let converted = root.path().join("latents.safetensors");
+    convert_file(&pt, &converted, &ConvertOptions::default()).unwrap();
+    let t = Transform::resize((16, 16));
+    let dataset = LatentsImagesDataset::new(&inversions, &targets, &converted, DEFAULT_N_STYLES, t, Some(t)).unwrap();
+    assert_eq!(dataset.latent(0).unwrap(), wplus);
+    assert_eq!(dataset.latent(1).unwrap(), w.repeat(DEFAULT_N_STYLES));
+
+    // A converted checkpoint of another kind (GANSpace data) is refused by its kind.
+    let (mean, comp, std) = (vec![0.0f32; 512], vec![1.0f32; 512], vec![1.0f32]);
+    let other = [
+        ("mean".to_string(), Entry::Tensor(Tensor::new(&[1, 512], &mean))),
+        ("comp".to_string(), Entry::Tensor(Tensor::new(&[1, 1, 512], &comp))),
+        ("std".to_string(), Entry::Tensor(Tensor::new(&[1], &std))),
+    ];
+    write_checkpoint(&pt, &other).unwrap();
+    convert_file(&pt, &converted, &ConvertOptions::default()).unwrap();
+    match LatentsImagesDataset::new(&inversions, &targets, &converted, DEFAULT_N_STYLES, t, Some(t)) {
+        Err(e @ DataError::Latents { .. }) => assert!(e.to_string().contains("`ganspace`"), "{e}"),
+        other => panic!("expected Latents, got {other:?}"),
+    }
+}
+
+#[test]
 fn latents_dataset_errors_are_typed() {
     let t = Transform::resize((16, 16));
     let open = |(inversions, targets, latents): &(PathBuf, PathBuf, PathBuf)| {

@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use burn::prelude::*;
-use hyperstyle_core::WeightStore;
+use hyperstyle_core::checkpoint::{FORMAT, FORMAT_VERSION, KIND};
+use hyperstyle_core::{Kind, WeightStore};
 use image::RgbImage;
 
 use crate::domain::Domain;
@@ -95,7 +96,8 @@ pub enum DataError {
         /// The target image.
         target: PathBuf,
     },
-    /// The latents file cannot be read (missing, not safetensors, ...).
+    /// The latents file cannot be read (missing, not safetensors, a converted checkpoint of another
+    /// kind, ...).
     #[error("{path}: cannot read the latents: {reason}")]
     Latents {
         /// The file.
@@ -464,7 +466,8 @@ pub fn inversion_name(index: usize) -> String {
 /// The latents file is a safetensors file with one float tensor per inversion, `[n_styles, 512]`
 /// or a single W vector `[512]` / `[1, 512]` (repeated to `n_styles` rows, as the original does):
 /// what
-/// `examples/extract_inversions.rs` writes, or the original's `torch.save`d dict once converted.
+/// `examples/extract_inversions.rs` writes, or the original's `torch.save`d dict once converted
+/// by `weights-convert` (kind `latents`). A converted checkpoint of another kind is refused.
 /// Every inversion file and latent entry is checked when the dataset is opened.
 pub struct LatentsImagesDataset {
     inversions: Vec<PathBuf>,
@@ -506,7 +509,7 @@ impl LatentsImagesDataset {
                 path: inversions_root.to_path_buf(),
             });
         }
-        let latents = WeightStore::open(latents_path).map_err(|e| DataError::Latents {
+        let latents = WeightStore::open_checkpoint(latents_path, &[Kind::Latents]).map_err(|e| DataError::Latents {
             path: latents_path.to_path_buf(),
             reason: e.to_string(),
         })?;
@@ -628,7 +631,10 @@ pub fn write_latents(path: impl AsRef<Path>, codes: &[(String, Vec<f32>)]) -> cr
         views.push((name.to_string(), view));
     }
     views.sort_by(|a, b| a.0.cmp(&b.0));
-    let metadata = HashMap::from([("format".to_string(), "hyperstyle-latents".to_string())]);
+    let metadata = HashMap::from([
+        (FORMAT.to_string(), FORMAT_VERSION.to_string()),
+        (KIND.to_string(), Kind::Latents.name().to_string()),
+    ]);
     let serialized =
         safetensors::serialize(views, Some(metadata)).map_err(|e| crate::error::invalid_input(e.to_string()))?;
     // Through a temporary file and a rename: an interrupted run leaves no truncated file.

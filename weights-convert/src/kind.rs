@@ -11,6 +11,9 @@ use crate::pickle::{Arena, Dict, Obj, Value};
 /// from a `DistributedDataParallel` wrapper, hence `module.`), as flattened by the converter.
 const MOCO_QUERY_PREFIX: &str = "state_dict/module.encoder_q.";
 
+/// File-name endings of the images whose latent codes a latents dict maps.
+const IMAGE_EXTENSIONS: [&str; 6] = [".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tiff"];
+
 /// Blocks per stage of torchvision's ResNet-34 (`BasicBlock`s).
 const RESNET34_BLOCKS: [usize; 4] = [3, 4, 6, 3];
 
@@ -63,7 +66,25 @@ pub fn detect(root: &Value, arena: &Arena) -> Option<Kind> {
     if is_resnet34(&has) {
         return Some(Kind::Resnet34);
     }
+    if is_latents(top) {
+        return Some(Kind::Latents);
+    }
     None
+}
+
+/// Pre-extracted latents: a non-empty dict whose every key is an image file name and whose
+/// every value is a tensor (`torch.save` of `{name: code}`).
+fn is_latents(top: &Dict) -> bool {
+    let image_name = |key: &str| {
+        let lower = key.to_ascii_lowercase();
+        IMAGE_EXTENSIONS
+            .iter()
+            .any(|ext| lower.len() > ext.len() && lower.ends_with(ext))
+    };
+    !top.is_empty()
+        && top
+            .iter()
+            .all(|(k, v)| k.as_str().is_some_and(image_name) && matches!(v, Value::Tensor(_)))
 }
 
 /// The output key of the tensor the converter flattened to `key` in a checkpoint of `kind`, or

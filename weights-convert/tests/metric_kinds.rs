@@ -1,5 +1,6 @@
 //! The plain state dicts of the evaluation metrics' networks (torchvision's AlexNet, the LPIPS
-//! linear layers, ArcFace IR-SE-50) are recognised by their keys, in both container formats.
+//! linear layers, ArcFace IR-SE-50) and the training data's pre-extracted latents dicts are
+//! recognised by their keys, in both container formats.
 
 mod common;
 
@@ -9,8 +10,18 @@ use weights_convert::{convert_bytes, ConvertError, ConvertOptions};
 /// A state dict (an `OrderedDict`, as `torch.save(model.state_dict())` writes it) holding one
 /// two-value tensor per key, in the legacy stream format or a zip archive.
 fn state_dict(keys: &[&str], zip: bool) -> Vec<u8> {
+    tensor_dict(keys, zip, true)
+}
+
+/// A dict (`OrderedDict` or plain `dict`) holding tensor `[i, -1]` under the `i`-th key.
+fn tensor_dict(keys: &[&str], zip: bool, ordered: bool) -> Vec<u8> {
     let mut p = Pickle::new(2);
-    p.ordered_dict().mark();
+    if ordered {
+        p.ordered_dict();
+    } else {
+        p.empty_dict();
+    }
+    p.mark();
     for (i, key) in keys.iter().enumerate() {
         let storage = i.to_string();
         if zip {
@@ -76,4 +87,22 @@ fn metric_networks_are_detected() {
         )),
         Err(ConvertError::UnknownKind(_))
     ));
+}
+
+#[test]
+fn latents_dicts_are_detected() {
+    // `torch.save({name: code})` of the pre-extracted inversions: a plain dict keyed by file name.
+    let keys = ["00001.png", "00002.png", "00003.PNG"];
+    for zip in [false, true] {
+        let out = convert(&tensor_dict(&keys, zip, false)).unwrap();
+        assert_eq!(out.metadata["kind"], "latents", "zip: {zip}");
+        assert_eq!(f32_values(&out.get("00003.PNG").data), [2.0, -1.0]);
+    }
+    // One key that is no image file name, or a bare extension, and it is not a latents dict.
+    for keys in [["00001.png", "latent_avg"], ["00001.png", ".png"]] {
+        assert!(matches!(
+            convert(&tensor_dict(&keys, true, false)),
+            Err(ConvertError::UnknownKind(_))
+        ));
+    }
 }

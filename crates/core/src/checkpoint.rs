@@ -68,11 +68,14 @@ pub enum Kind {
     /// torchvision's ResNet-34 state dict (`resnet34-333f7ec4.pth`): the hypernetwork's
     /// initialisation.
     Resnet34,
+    /// Pre-extracted latent codes for training on stored inversions: a dict from an inversion
+    /// image's file name (`00001.png`) to its W vector `[512]` or W+ codes `[n_styles, 512]`.
+    Latents,
 }
 
 impl Kind {
     /// Every kind, in command-line order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Hyperstyle,
         Kind::WEncoder,
         Kind::Restyle,
@@ -86,6 +89,7 @@ impl Kind {
         Kind::Clip,
         Kind::Moco,
         Kind::Resnet34,
+        Kind::Latents,
     ];
 
     /// The name used on the command line and in the `kind` metadata entry.
@@ -104,6 +108,7 @@ impl Kind {
             Kind::Clip => "clip",
             Kind::Moco => "moco",
             Kind::Resnet34 => "resnet34",
+            Kind::Latents => "latents",
         }
     }
 }

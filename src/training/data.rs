@@ -38,10 +38,7 @@ use crate::domain::Domain;
 use crate::io::{load_image, normalize};
 use crate::resize::resize_bilinear;
 
-/// The file-name endings the original accepts as images (`IMG_EXTENSIONS`), case-sensitive.
-pub const IMAGE_EXTENSIONS: [&str; 11] = [
-    ".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".ppm", ".PPM", ".bmp", ".BMP", ".tiff",
-];
+pub use hyperstyle_core::checkpoint::IMAGE_EXTENSIONS;
 
 /// Channels of a W code.
 pub const LATENT_DIM: usize = 512;

@@ -4,15 +4,14 @@
 
 pub use hyperstyle_core::Kind;
 
+use hyperstyle_core::checkpoint::IMAGE_EXTENSIONS;
+
 use crate::dtype::DType;
 use crate::pickle::{Arena, Dict, Obj, Value};
 
 /// The prefix of the MoCo v2 query encoder's keys inside its checkpoint's `state_dict` (saved
 /// from a `DistributedDataParallel` wrapper, hence `module.`), as flattened by the converter.
 const MOCO_QUERY_PREFIX: &str = "state_dict/module.encoder_q.";
-
-/// File-name endings of the images whose latent codes a latents dict maps.
-const IMAGE_EXTENSIONS: [&str; 6] = [".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tiff"];
 
 /// Blocks per stage of torchvision's ResNet-34 (`BasicBlock`s).
 const RESNET34_BLOCKS: [usize; 4] = [3, 4, 6, 3];
@@ -72,14 +71,15 @@ pub fn detect(root: &Value, arena: &Arena) -> Option<Kind> {
     None
 }
 
-/// Pre-extracted latents: a non-empty dict whose every key is an image file name and whose
-/// every value is a tensor (`torch.save` of `{name: code}`).
+/// Pre-extracted latents: a non-empty dict whose every key is an image file name (an ending of
+/// [`IMAGE_EXTENSIONS`] in any case, after at least one character) and whose every value is a
+/// tensor (`torch.save` of `{name: code}`).
 fn is_latents(top: &Dict) -> bool {
     let image_name = |key: &str| {
         let lower = key.to_ascii_lowercase();
         IMAGE_EXTENSIONS
             .iter()
-            .any(|ext| lower.len() > ext.len() && lower.ends_with(ext))
+            .any(|ext| lower.len() > ext.len() && lower.ends_with(&ext.to_ascii_lowercase()))
     };
     !top.is_empty()
         && top

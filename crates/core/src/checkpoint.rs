@@ -34,6 +34,12 @@ pub const BARE_TENSOR_KEY: &str = "tensor";
 /// The level under which HyperStyle, W-encoder and ReStyle checkpoints keep their networks.
 pub const STATE_DICT_PREFIX: &str = "state_dict/";
 
+/// The file-name endings the original accepts as images (`IMG_EXTENSIONS`), case-sensitive: the
+/// training data's image listing, and the keys of a [`Kind::Latents`] dict.
+pub const IMAGE_EXTENSIONS: [&str; 11] = [
+    ".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".ppm", ".PPM", ".bmp", ".BMP", ".tiff",
+];
+
 /// The kinds of checkpoint the project loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

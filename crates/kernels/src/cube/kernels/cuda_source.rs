@@ -24,19 +24,10 @@ use cubecl::{Compiler, CubeTask};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
 /// Compute capabilities (major · 10 + minor) whose devices list every fragment shape the
-/// engines use (f16, bf16 16 × 16 × 16 and TF32 16 × 16 × 8): A100, RTX 40xx / L4, H100 / H200.
-const ARCHS: [u32; 3] = [80, 89, 90];
-
-/// NVRTC's target for compute capability `version`, as the runtime names it (the
-/// architecture-specific `a` variant from 9.0 on).
-fn target(version: u32) -> &'static str {
-    match version {
-        80 => "sm_80",
-        89 => "sm_89",
-        90 => "sm_90a",
-        _ => unreachable!("no target for compute capability {version}"),
-    }
-}
+/// engines use (f16, bf16 16 × 16 × 16 and TF32 16 × 16 × 8): A100, RTX 40xx / L4, H100 / H200;
+/// each with NVRTC's target as the runtime names it (the architecture-specific `a` variant from
+/// 9.0 on).
+const ARCHS: [(u32, &str); 3] = [(80, "sm_80"), (89, "sm_89"), (90, "sm_90a")];
 
 /// The CUDA C++ of `kernel`, compiled as the CUDA runtime compiles it for a device of compute
 /// capability `version`.
@@ -64,12 +55,12 @@ fn cuda_source<K: CubeKernel + 'static>(kernel: K, version: u32) -> String {
     .source
 }
 
-/// PTX of `source` from NVRTC with the runtime's options for compute capability `version`; a
-/// rejection panics with the compiler's log and the source.
-fn nvrtc(name: &str, source: &str, version: u32) -> String {
+/// PTX of `source` from NVRTC with the runtime's options for `target`; a rejection panics with
+/// the compiler's log and the source.
+fn nvrtc(name: &str, source: &str, target: &'static str) -> String {
     let include = include_path();
     let options = CompileOptions {
-        arch: Some(target(version)),
+        arch: Some(target),
         include_paths: vec![
             include.display().to_string(),
             include.join("cccl").display().to_string(),
@@ -79,7 +70,7 @@ fn nvrtc(name: &str, source: &str, version: u32) -> String {
     };
     match compile_ptx_with_opts(source, options) {
         Ok(ptx) => ptx.to_src(),
-        Err(error) => panic!("NVRTC rejected {name} for {}: {error:?}\n{source}", target(version)),
+        Err(error) => panic!("NVRTC rejected {name} for {target}: {error:?}\n{source}"),
     }
 }
 
@@ -169,7 +160,7 @@ fn upfirdn_sources(client: &ComputeClient<WgpuRuntime>, version: u32) -> Vec<(St
 fn every_variant_compiles_for_ampere_ada_and_hopper() {
     let client = WgpuRuntime::client(&WgpuDevice::default());
     let out = std::env::var_os("HYPERSTYLE_CUDA_SOURCE_DIR").map(std::path::PathBuf::from);
-    for version in ARCHS {
+    for (version, target) in ARCHS {
         let mut sources = conv_sources(&client, version);
         sources.extend(upfirdn_sources(&client, version));
         // 3 storage types × 3 engines × 2 geometries, and a FIR kernel per storage type.
@@ -183,7 +174,7 @@ fn every_variant_compiles_for_ampere_ada_and_hopper() {
             } else {
                 assert_eq!(mma, 0, "{name}: {mma} mma_sync calls");
             }
-            let ptx = nvrtc(name, source, version);
+            let ptx = nvrtc(name, source, target);
             assert!(ptx.contains(".entry"), "{name}: no kernel entry in the PTX");
             assert_eq!(
                 ptx.contains("wmma.mma.sync"),
